@@ -1,0 +1,5 @@
+"""Auscult analysis core: plain Python, no UI or web imports (see DESIGN.md §2)."""
+
+from auscult.errors import AuscultError, InvalidAudioError, ModelNotFoundError
+
+__all__ = ["AuscultError", "InvalidAudioError", "ModelNotFoundError"]

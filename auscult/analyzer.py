@@ -1,0 +1,149 @@
+"""Turn one recording into an immutable, explainable result.
+
+recording → front end (utils) → quality check → model runner → per-window probabilities →
+record probability (mean over windows) → label against the threshold in metadata.json.
+A recording too poor to judge is a result (``label="unsure"``, ``reliable=False``), not an
+exception; only input that is not a usable recording at all raises ``InvalidAudioError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import utils
+from auscult.quality import Quality, assess_quality
+from auscult.runner import ModelRunner
+from config import Settings, get_settings
+
+__all__ = ["AnalysisResult", "Analysis", "Analyzer", "LABELS", "record_probability"]
+
+log = logging.getLogger(__name__)
+
+LABELS = ("normal", "abnormal", "unsure")
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything the UI, API, CLI and history need to show one analysis."""
+
+    label: str  # "normal" | "abnormal" | "unsure"
+    probability: float  # record-level probability of an abnormal heart sound, 0–1
+    threshold: float  # decision threshold from models/metadata.json
+    reliable: bool  # False when the recording is too poor to judge
+    reason: str  # one plain-language sentence explaining the label
+    duration_s: float
+    sample_rate: int  # Hz of the file as decoded
+    channels: int
+    quality: float  # 0–1 recording quality (regularity of the beat, clipping)
+    heart_rate_bpm: float | None
+    window_probabilities: tuple[float, ...]
+    window_starts_s: tuple[float, ...]
+    window_s: float
+    padded: bool
+    warnings: tuple[str, ...]
+    model_version: str
+
+    @property
+    def abnormal_windows(self) -> int:
+        return sum(p >= self.threshold for p in self.window_probabilities)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["window_probabilities"] = list(self.window_probabilities)
+        data["window_starts_s"] = list(self.window_starts_s)
+        data["warnings"] = list(self.warnings)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnalysisResult:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        for key in ("window_probabilities", "window_starts_s", "warnings"):
+            values[key] = tuple(values.get(key, ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A result plus the arrays the UI draws (not stored in history)."""
+
+    result: AnalysisResult
+    model_input: utils.ModelInput
+    quality: Quality
+
+
+def record_probability(window_probabilities: np.ndarray) -> float:
+    """Record-level probability: the mean of the window probabilities."""
+    return float(np.mean(window_probabilities))
+
+
+def _reason(label: str, n_abnormal: int, n_windows: int, quality: Quality, min_quality: float) -> str:
+    if label == "unsure":
+        return (
+            f"recording quality is too low to judge (quality {quality.score:.2f}, needs "
+            f"{min_quality:.2f}): no regular heartbeat stands out from the noise — press the "
+            "microphone firmly on the chest in a quiet room and record again"
+        )
+    pattern = f"abnormal pattern in {n_abnormal} of {n_windows} windows"
+    if label == "abnormal":
+        return f"{pattern} — consider referral for echocardiography or a specialist review"
+    return f"{pattern} — no murmur-like pattern found; routine follow-up"
+
+
+class Analyzer:
+    """Analyses recordings with one loaded model; cheap to call many times."""
+
+    def __init__(self, runner: ModelRunner | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.runner = runner or ModelRunner.from_settings(self.settings)
+
+    def analyze(self, source: utils.AudioSource) -> AnalysisResult:
+        """Analyse a file path or encoded bytes; raises ``InvalidAudioError`` for unusable input."""
+        return self.analyze_detailed(source).result
+
+    def analyze_detailed(self, source: utils.AudioSource) -> Analysis:
+        return self.analyze_recording(utils.load_audio(source, self.settings))
+
+    def analyze_recording(self, recording: utils.Recording) -> Analysis:
+        s = self.settings
+        mi = utils.model_input(recording, s)
+        quality = assess_quality(mi.signal, s.sample_rate, recording.clip_fraction)
+        probs = self.runner.predict(mi.windows)
+        probability = record_probability(probs)
+        threshold = self.runner.threshold
+        reliable = quality.score >= s.min_quality
+        if not reliable:
+            label = "unsure"
+        else:
+            label = "abnormal" if probability >= threshold else "normal"
+        warnings = list(recording.warnings)
+        if mi.padded:
+            warnings.append(
+                f"recording is shorter than one {s.window_s:.0f} s analysis window; it was "
+                "repeated to fill it — a longer recording gives a firmer answer"
+            )
+        n_abnormal = int(np.sum(probs >= threshold))
+        result = AnalysisResult(
+            label=label,
+            probability=probability,
+            threshold=threshold,
+            reliable=reliable,
+            reason=_reason(label, n_abnormal, len(probs), quality, s.min_quality),
+            duration_s=recording.duration_s,
+            sample_rate=recording.sample_rate,
+            channels=recording.channels,
+            quality=quality.score,
+            heart_rate_bpm=quality.heart_rate_bpm,
+            window_probabilities=tuple(float(p) for p in probs),
+            window_starts_s=tuple(float(t) for t in mi.window_starts_s),
+            window_s=s.window_s,
+            padded=mi.padded,
+            warnings=tuple(warnings),
+            model_version=self.runner.version,
+        )
+        return Analysis(result=result, model_input=mi, quality=quality)

@@ -1,0 +1,107 @@
+"""LiteRT model runner: window features in, per-window probabilities out, no TensorFlow.
+
+The runner checks that the committed model files match ``models/metadata.json`` and that
+the model was trained with the same front-end constants as ``config.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auscult.errors import AuscultError, ModelNotFoundError
+from config import Settings, get_settings
+
+__all__ = ["ModelRunner", "load_metadata", "sha256_of"]
+
+log = logging.getLogger(__name__)
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_metadata(settings: Settings | None = None) -> dict[str, Any]:
+    """Read ``models/metadata.json`` or explain how to get it."""
+    s = settings or get_settings()
+    path = s.metadata_path
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"model metadata not found at {path}; restore models/ from git or train a model "
+            "with `python scripts/gpu_optimized_train.py`"
+        )
+    return json.loads(path.read_text())
+
+
+def check_preprocessing(metadata: dict[str, Any], settings: Settings) -> None:
+    """Refuse a model trained with other front-end constants: its input would be wrong."""
+    trained = metadata.get("preprocessing", {})
+    current = settings.preprocessing()
+    differing = {k: (trained.get(k), v) for k, v in current.items() if trained.get(k) != v}
+    if differing:
+        detail = ", ".join(f"{k}: model {a!r} vs config {b!r}" for k, (a, b) in differing.items())
+        raise AuscultError(
+            f"the model was trained with different preprocessing ({detail}); "
+            "retrain it or restore config.py"
+        )
+
+
+@dataclass
+class ModelRunner:
+    """Runs the committed ``.tflite`` model with LiteRT; thread-safe, loaded once per process."""
+
+    path: Path
+    threshold: float
+    metadata: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(self.path), num_threads=1)
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, verify: bool = True) -> ModelRunner:
+        """Load the committed model named in ``config.py`` and its metadata."""
+        s = settings or get_settings()
+        metadata = load_metadata(s)
+        path = s.tflite_path
+        if not path.exists():
+            raise ModelNotFoundError(
+                f"model file not found at {path}; restore models/ from git or retrain"
+            )
+        if verify:
+            expected = metadata.get("files", {}).get(path.name, {}).get("sha256")
+            if expected and sha256_of(path) != expected:
+                raise ModelNotFoundError(
+                    f"{path.name} does not match the sha256 in metadata.json; restore it from git"
+                )
+        check_preprocessing(metadata, s)
+        return cls(path=path, threshold=float(metadata["threshold"]), metadata=metadata)
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", "unknown"))
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Probabilities of "abnormal", shape ``(n_windows,)``, for windows ``(n, mels, frames)``."""
+        x = np.asarray(windows, dtype=np.float32)[..., None]
+        with self._lock:
+            if x.shape[0] != self._batch:
+                self._interpreter.resize_tensor_input(self._input["index"], list(x.shape))
+                self._interpreter.allocate_tensors()
+                self._batch = x.shape[0]
+            self._interpreter.set_tensor(self._input["index"], x)
+            self._interpreter.invoke()
+            out = self._interpreter.get_tensor(self._output["index"])
+        return np.asarray(out, dtype=np.float64).reshape(-1)

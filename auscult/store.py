@@ -1,0 +1,211 @@
+"""History of recordings and analyses in SQLite: one store for the analyzer, phone page and API.
+
+A recording enters as a *pending* row (its audio already written atomically to disk), and is
+later marked *done* with its result or *error* with a human message. Rows are written in one
+transaction each, so a crash never leaves half a row. SQLite's WAL mode lets the phone page
+write while the analyzer reads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Store", "Entry", "SOURCES", "SITES"]
+
+#: Where a recording came from.
+SOURCES = ("upload", "phone", "batch", "demo", "api", "inbox")
+#: Auscultation sites offered on the phone page.
+SITES = ("aortic", "pulmonic", "tricuspid", "mitral")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS analyses (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at   TEXT    NOT NULL,
+    source       TEXT    NOT NULL,
+    site         TEXT,
+    filename     TEXT    NOT NULL,
+    audio_path   TEXT,
+    status       TEXT    NOT NULL DEFAULT 'pending',
+    label        TEXT,
+    probability  REAL,
+    duration_s   REAL,
+    result_json  TEXT,
+    error        TEXT,
+    analysed_at  TEXT
+);
+CREATE INDEX IF NOT EXISTS analyses_status ON analyses(status);
+CREATE UNIQUE INDEX IF NOT EXISTS analyses_audio_path ON analyses(audio_path)
+    WHERE audio_path IS NOT NULL;
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of history."""
+
+    id: int
+    created_at: str
+    source: str
+    site: str | None
+    filename: str
+    audio_path: str | None
+    status: str  # pending | done | error
+    label: str | None
+    probability: float | None
+    duration_s: float | None
+    result: dict[str, Any] | None
+    error: str | None
+    analysed_at: str | None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """SQLite-backed history; safe to share between threads of one process."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock, self._conn:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._conn:
+            yield self._conn
+
+    # --- writing -----------------------------------------------------------------------
+    def add_pending(
+        self,
+        *,
+        source: str,
+        filename: str,
+        audio_path: Path | str | None = None,
+        site: str | None = None,
+    ) -> int:
+        """Register a recording to analyse; returns its id (existing id if the file is known)."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+        if site is not None and site not in SITES:
+            raise ValueError(f"unknown auscultation site {site!r}; expected one of {SITES}")
+        path = str(audio_path) if audio_path is not None else None
+        with self._tx() as c:
+            if path is not None:
+                row = c.execute("SELECT id FROM analyses WHERE audio_path = ?", (path,)).fetchone()
+                if row:
+                    return int(row["id"])
+            cur = c.execute(
+                "INSERT INTO analyses (created_at, source, site, filename, audio_path) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (_now(), source, site, filename, path),
+            )
+            return int(cur.lastrowid)
+
+    def complete(self, entry_id: int, result: dict[str, Any]) -> None:
+        """Store a finished analysis (``result`` is the analyzer result as a dict)."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE analyses SET status='done', label=?, probability=?, duration_s=?, "
+                "result_json=?, error=NULL, analysed_at=? WHERE id=?",
+                (
+                    result.get("label"),
+                    result.get("probability"),
+                    result.get("duration_s"),
+                    json.dumps(result),
+                    _now(),
+                    entry_id,
+                ),
+            )
+
+    def fail(self, entry_id: int, message: str) -> None:
+        """Mark an analysis as failed with a human message; the audio file is kept."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE analyses SET status='error', error=?, analysed_at=? WHERE id=?",
+                (message, _now(), entry_id),
+            )
+
+    def record(
+        self,
+        *,
+        source: str,
+        filename: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        audio_path: Path | str | None = None,
+        site: str | None = None,
+    ) -> int:
+        """Add a finished analysis (or failure) in one call; returns its id."""
+        entry_id = self.add_pending(source=source, filename=filename, audio_path=audio_path, site=site)
+        if result is not None:
+            self.complete(entry_id, result)
+        else:
+            self.fail(entry_id, error or "analysis failed")
+        return entry_id
+
+    def delete(self, entry_id: int) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM analyses WHERE id=?", (entry_id,))
+
+    # --- reading -----------------------------------------------------------------------
+    @staticmethod
+    def _entry(row: sqlite3.Row) -> Entry:
+        data = dict(row)
+        raw = data.pop("result_json")
+        return Entry(**data, result=json.loads(raw) if raw else None)
+
+    def get(self, entry_id: int) -> Entry | None:
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM analyses WHERE id=?", (entry_id,)).fetchone()
+        return self._entry(row) if row else None
+
+    def pending(self) -> list[Entry]:
+        """Recordings waiting for analysis, oldest first."""
+        with self._tx() as c:
+            rows = c.execute("SELECT * FROM analyses WHERE status='pending' ORDER BY id").fetchall()
+        return [self._entry(r) for r in rows]
+
+    def known_paths(self) -> set[str]:
+        with self._tx() as c:
+            rows = c.execute("SELECT audio_path FROM analyses WHERE audio_path IS NOT NULL")
+            return {r["audio_path"] for r in rows}
+
+    def entries(
+        self,
+        *,
+        source: str | None = None,
+        label: str | None = None,
+        status: str | None = None,
+        since_id: int = 0,
+        limit: int = 500,
+    ) -> list[Entry]:
+        """Newest first, optionally filtered."""
+        sql = "SELECT * FROM analyses WHERE id > ?"
+        args: list[Any] = [since_id]
+        for column, value in (("source", source), ("label", label), ("status", status)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self._tx() as c:
+            rows = c.execute(sql, args).fetchall()
+        return [self._entry(r) for r in rows]

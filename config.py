@@ -1,0 +1,159 @@
+"""Auscult settings: one frozen object, read once, overridable by ``AUSCULT_*`` variables.
+
+Nothing else in the project reads ``os.environ`` for settings. Tests build their own
+``Settings`` with :func:`dataclasses.replace` or set variables and call
+``get_settings.cache_clear()``.
+
+Examples
+--------
+>>> from config import get_settings
+>>> get_settings().sample_rate
+8000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["Settings", "get_settings", "PROJECT_ROOT", "ENV_PREFIX"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+ENV_PREFIX = "AUSCULT_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every path, audio constant, model constant and port the project uses."""
+
+    # --- paths -------------------------------------------------------------------------
+    project_root: Path = PROJECT_ROOT
+    #: PhysioNet/CinC 2016 folder (training-a … training-f with REFERENCE.csv).
+    data_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "physionet2016"
+    #: Runtime files written by the product (SQLite, inbox, uploads, caches).
+    work_dir: Path = PROJECT_ROOT / "data"
+    models_dir: Path = PROJECT_ROOT / "models"
+    model_name: str = "auscult_cnn"
+
+    # --- audio front end (the only path to model input; see utils.py) -----------------
+    sample_rate: int = 8000  # Hz, every recording is resampled to this
+    band_low_hz: float = 25.0  # high-pass corner: removes DC, breathing rumble
+    band_high_hz: float = 950.0  # low-pass corner: PhysioNet 2016 holds nothing above 1 kHz
+    n_fft: int = 512  # samples (64 ms)
+    win_length: int = 400  # samples (50 ms) Hann window
+    hop_length: int = 160  # samples (20 ms) between frames
+    n_mels: int = 32
+    mel_fmin: float = 25.0
+    mel_fmax: float = 950.0
+    top_db: float = 80.0  # log-mel floor below the loudest bin
+    window_s: float = 4.0  # model input length
+    window_hop_s: float = 2.0  # hop between analysis windows at inference
+    min_rate_hz: int = 2000
+    max_rate_hz: int = 96000
+    min_duration_s: float = 3.0  # shorter recordings are refused
+    max_duration_s: float = 600.0  # longer recordings are refused (10 minutes)
+    clip_warn_fraction: float = 0.01  # warn when ≥ 1 % of samples sit at full scale
+    silence_rms: float = 1e-4  # RMS (full scale = 1) below which a recording is silent
+    max_upload_bytes: int = 64 * 1024 * 1024
+
+    # --- decision ----------------------------------------------------------------------
+    #: Quality score (0–1) below which the analyzer says "unsure" instead of guessing.
+    min_quality: float = 0.35
+
+    # --- servers -----------------------------------------------------------------------
+    analyzer_host: str = "127.0.0.1"
+    analyzer_port: int = 8501
+    recorder_host: str = "0.0.0.0"
+    recorder_port: int = 8503
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    #: LAN address to advertise in the QR code; empty means detect it.
+    lan_ip: str = ""
+
+    # --- derived paths -----------------------------------------------------------------
+    @property
+    def keras_path(self) -> Path:
+        return self.models_dir / f"{self.model_name}.keras"
+
+    @property
+    def tflite_path(self) -> Path:
+        return self.models_dir / f"{self.model_name}.tflite"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.models_dir / "metadata.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.work_dir / "cache"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.work_dir / "inbox"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.work_dir / "uploads"
+
+    @property
+    def db_path(self) -> Path:
+        return self.work_dir / "auscult.db"
+
+    @property
+    def window_frames(self) -> int:
+        """Frames per model window."""
+        return int(round(self.window_s * self.sample_rate / self.hop_length))
+
+    @property
+    def window_hop_frames(self) -> int:
+        return int(round(self.window_hop_s * self.sample_rate / self.hop_length))
+
+    def preprocessing(self) -> dict[str, float | int]:
+        """Every constant the front end uses, as stored in ``models/metadata.json``."""
+        names = (
+            "sample_rate", "band_low_hz", "band_high_hz", "n_fft", "win_length",
+            "hop_length", "n_mels", "mel_fmin", "mel_fmax", "top_db", "window_s",
+            "window_hop_s",
+        )  # fmt: skip
+        return {name: getattr(self, name) for name in names}
+
+
+def _coerce(raw: str, current: object) -> object:
+    """Turn an environment string into the type of the field's default."""
+    if isinstance(current, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, Path):
+        return Path(raw).expanduser().resolve()
+    return raw
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from defaults plus ``AUSCULT_<FIELD>`` overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    defaults = Settings()
+    overrides: dict[str, object] = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(ENV_PREFIX + f.name.upper())
+        if raw is not None and raw != "":
+            try:
+                overrides[f.name] = _coerce(raw, getattr(defaults, f.name))
+            except ValueError as exc:
+                raise ValueError(
+                    f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid "
+                    f"{type(getattr(defaults, f.name)).__name__}"
+                ) from exc
+    return dataclasses.replace(defaults, **overrides)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return settings_from_env()
+

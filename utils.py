@@ -1,0 +1,364 @@
+"""The audio front end: the one path from any recording to model input.
+
+decode → validate → mono → resample to 8 kHz → band-limit → robust normalise → log-mel of the
+whole recording → per-band mean removal → sliding windows.
+
+Training, evaluation, both apps, the API and the scripts all call these functions; nothing else
+builds model input. Heavy decoders (PyAV) are imported only when soundfile cannot read a file.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from scipy import signal as sps
+
+from auscult.errors import InvalidAudioError
+from config import Settings, get_settings
+
+__all__ = [
+    "AudioSource",
+    "Recording",
+    "ModelInput",
+    "decode_audio",
+    "validate_audio",
+    "load_audio",
+    "prepare_signal",
+    "log_mel_db",
+    "normalise_bands",
+    "frame_windows",
+    "model_input",
+    "mel_filterbank",
+    "SUPPORTED_EXTENSIONS",
+]
+
+log = logging.getLogger(__name__)
+
+AudioSource = Union[bytes, bytearray, str, Path]
+
+#: File endings the analyzer offers in upload dialogs and batch folder scans.
+SUPPORTED_EXTENSIONS = (
+    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".webm", ".caf",
+    ".aif", ".aiff",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A decoded, validated recording, mixed to mono at its native rate."""
+
+    samples: np.ndarray  # (n_samples,) float32, full scale = 1
+    sample_rate: int  # Hz, as decoded
+    channels: int  # channels in the file before the mono mix
+    warnings: tuple[str, ...] = ()
+    clip_fraction: float = 0.0  # share of samples at full scale, measured before resampling
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What the model sees for one recording, plus what the UI needs to draw it."""
+
+    windows: np.ndarray  # (n_windows, n_mels, window_frames) float32
+    window_starts_s: np.ndarray  # (n_windows,) seconds from the start of the recording
+    features: np.ndarray  # (n_mels, n_frames) normalised log-mel of the whole recording
+    signal: np.ndarray  # (n_samples,) band-limited, normalised, at settings.sample_rate
+    padded: bool  # the recording was shorter than one window and was repeated to fill it
+
+
+# --------------------------------------------------------------------------------------
+# decoding
+# --------------------------------------------------------------------------------------
+def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
+    """Return the raw bytes and a short name for messages."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source), "the upload"
+    path = Path(source)
+    if not path.exists():
+        raise InvalidAudioError(f"file not found: {path}; check the path and try again")
+    if path.is_dir():
+        raise InvalidAudioError(f"{path} is a folder, not an audio file")
+    return path.read_bytes(), path.name
+
+
+def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int, bool]:
+    """Decode with libsndfile; return (samples (n, ch), rate, truncated)."""
+    import soundfile as sf
+
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        expected = f.frames
+        rate = f.samplerate
+        samples = f.read(dtype="float32", always_2d=True)
+    truncated = 0 < len(samples) < expected
+    return samples, int(rate), truncated
+
+
+def _decode_pyav(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode compressed phone formats (webm/opus, mp4/aac, …) with FFmpeg via PyAV."""
+    import av
+
+    chunks: list[np.ndarray] = []
+    rate = 0
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise InvalidAudioError("the file holds no audio track")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="fltp")
+            try:
+                for frame in container.decode(stream):
+                    rate = frame.sample_rate
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray())
+            except av.error.FFmpegError as exc:
+                if not chunks:
+                    raise
+                log.warning("decoding stopped early: %s", exc)
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+    except av.error.FFmpegError as exc:
+        raise InvalidAudioError(
+            "this file is not a readable audio recording (it may be corrupt, truncated or "
+            "not audio at all); export it again as WAV, FLAC, MP3, M4A or WebM"
+        ) from exc
+    if not chunks or rate <= 0:
+        raise InvalidAudioError("the file decodes to no audio at all; record again")
+    return np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False), int(rate)
+
+
+def decode_audio(source: AudioSource) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """Decode any supported file to float32 samples ``(n_samples, n_channels)`` and rate.
+
+    soundfile first (wav, flac, ogg, mp3, aiff), PyAV for the rest (webm/opus, mp4/aac/m4a).
+    Returns decoder warnings (e.g. a truncated file that was still partly readable).
+    """
+    data, name = _read_bytes(source)
+    if len(data) == 0:
+        raise InvalidAudioError(f"{name} is empty (0 bytes); record or export it again")
+    warnings: list[str] = []
+    try:
+        samples, rate, truncated = _decode_soundfile(data)
+        if truncated:
+            warnings.append("the file ends early (truncated); only the readable part was used")
+    except InvalidAudioError:
+        raise
+    except Exception:  # libsndfile cannot read it: try FFmpeg
+        samples, rate = _decode_pyav(data)
+    return samples, rate, tuple(warnings)
+
+
+# --------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------
+def _fmt_duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} minutes" if seconds >= 120 else f"{seconds:.1f} s"
+
+
+def validate_audio(
+    samples: np.ndarray, sample_rate: int, settings: Settings | None = None
+) -> tuple[tuple[str, ...], float]:
+    """Check decoded audio ``(n_samples, n_channels)``; return (warnings, clip_fraction).
+
+    Raises :class:`InvalidAudioError` with a message naming the bad value and the fix.
+    """
+    s = settings or get_settings()
+    samples = np.asarray(samples)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    if samples.size == 0:
+        raise InvalidAudioError("the recording holds no samples (0 s); record again")
+    if not np.isfinite(samples).all():
+        raise InvalidAudioError(
+            "the recording contains invalid values (NaN or infinity); export it again"
+        )
+    if not s.min_rate_hz <= sample_rate <= s.max_rate_hz:
+        raise InvalidAudioError(
+            f"sample rate {sample_rate} Hz is outside the supported "
+            f"{s.min_rate_hz}–{s.max_rate_hz} Hz; record at 4–48 kHz"
+        )
+    duration = samples.shape[0] / sample_rate
+    if duration < s.min_duration_s:
+        raise InvalidAudioError(
+            f"recording is {duration:.1f} s long; record at least {s.min_duration_s:.0f} s "
+            "(10–30 s is best)"
+        )
+    if duration > s.max_duration_s:
+        raise InvalidAudioError(
+            f"recording is {_fmt_duration(duration)} long; the analyzer accepts up to "
+            f"{_fmt_duration(s.max_duration_s)} — trim it to the part you want judged"
+        )
+    centred = samples - samples.mean(axis=0)
+    rms = float(np.sqrt(np.mean(np.square(centred, dtype=np.float64))))
+    if rms < s.silence_rms:
+        raise InvalidAudioError(
+            "the recording is silent; check that the microphone or stethoscope is "
+            "connected and pressed to the chest, then record again"
+        )
+    warnings: list[str] = []
+    # Clipping is measured here, on the decoded samples: resampling smears clipped peaks.
+    clip_fraction = float(np.mean(np.abs(samples) >= 0.999))
+    if clip_fraction >= s.clip_warn_fraction:
+        warnings.append(
+            f"{clip_fraction:.0%} of the samples are clipped (too loud); lower the gain or "
+            "press less hard"
+        )
+    if samples.shape[1] > 1:
+        warnings.append(f"{samples.shape[1]}-channel audio was mixed down to mono")
+    return tuple(warnings), clip_fraction
+
+
+def load_audio(source: AudioSource, settings: Settings | None = None) -> Recording:
+    """Decode and validate a recording from bytes or a path; the entry point for all audio."""
+    samples, rate, decode_warnings = decode_audio(source)
+    warnings, clip_fraction = validate_audio(samples, rate, settings)
+    mono = samples.mean(axis=1, dtype=np.float64).astype(np.float32)
+    return Recording(
+        samples=mono,
+        sample_rate=rate,
+        channels=samples.shape[1],
+        warnings=decode_warnings + warnings,
+        clip_fraction=clip_fraction,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# signal and features
+# --------------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def _bandpass(low_hz: float, high_hz: float, rate: int) -> np.ndarray:
+    return sps.butter(4, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
+
+
+def prepare_signal(
+    samples: np.ndarray, sample_rate: int, settings: Settings | None = None
+) -> np.ndarray:
+    """Mono samples at any rate → band-limited, robustly normalised signal at 8 kHz.
+
+    The band limit matches the training data (PhysioNet 2016 was sampled at 2 kHz, so
+    nothing above 1 kHz exists there). Normalising by the 99th percentile of |x| rather than
+    the peak keeps one click or bump from shrinking the heart sounds.
+    """
+    s = settings or get_settings()
+    x = np.asarray(samples, dtype=np.float64)
+    if sample_rate != s.sample_rate:
+        g = np.gcd(int(sample_rate), s.sample_rate)
+        x = sps.resample_poly(x, s.sample_rate // g, int(sample_rate) // g)
+    x = sps.sosfiltfilt(_bandpass(s.band_low_hz, s.band_high_hz, s.sample_rate), x)
+    scale = np.percentile(np.abs(x), 99.0)
+    if scale > 0:
+        x = x / scale
+    return x.astype(np.float32)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_region = hz >= 1000.0
+    return np.where(log_region, 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / (np.log(6.4) / 27), mel)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = mel * (200.0 / 3)
+    log_region = mel >= 15.0
+    return np.where(log_region, 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0)), hz)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape ``(n_mels, n_fft // 2 + 1)``."""
+    fft_hz = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    weights.setflags(write=False)
+    return weights
+
+
+@lru_cache(maxsize=8)
+def _hann(win_length: int, n_fft: int) -> np.ndarray:
+    w = np.zeros(n_fft)
+    start = (n_fft - win_length) // 2
+    w[start : start + win_length] = sps.get_window("hann", win_length, fftbins=True)
+    w.setflags(write=False)
+    return w
+
+
+def log_mel_db(x: np.ndarray, settings: Settings | None = None) -> np.ndarray:
+    """Log-mel power (dB) of a prepared 8 kHz signal, shape ``(n_mels, n_frames)``.
+
+    Frames are centred (reflect padding) every ``hop_length`` samples; values are floored
+    ``top_db`` below the loudest bin so silent stretches do not dominate.
+    """
+    s = settings or get_settings()
+    x = np.asarray(x, dtype=np.float32)
+    pad = s.n_fft // 2
+    x = np.pad(x, pad, mode="reflect" if len(x) > pad else "constant")
+    n_frames = 1 + (len(x) - s.n_fft) // s.hop_length
+    frames = np.lib.stride_tricks.as_strided(
+        x, shape=(n_frames, s.n_fft), strides=(x.strides[0] * s.hop_length, x.strides[0])
+    )
+    spectrum = np.fft.rfft(frames * _hann(s.win_length, s.n_fft).astype(np.float32), axis=1)
+    power = spectrum.real**2 + spectrum.imag**2
+    mel = mel_filterbank(s.sample_rate, s.n_fft, s.n_mels, s.mel_fmin, s.mel_fmax) @ power.T
+    db = 10.0 * np.log10(np.maximum(mel, 1e-12))
+    return np.maximum(db, db.max() - s.top_db).astype(np.float32)
+
+
+def normalise_bands(db: np.ndarray) -> np.ndarray:
+    """Remove each mel band's mean over the recording and scale to about unit range.
+
+    This cancels most of a stethoscope's or phone's colouring (a fixed EQ is a constant
+    offset per band in dB), the biggest lever for carrying the model to other devices.
+    """
+    db = np.asarray(db, dtype=np.float32)
+    return ((db - db.mean(axis=1, keepdims=True)) / 10.0).astype(np.float32)
+
+
+def frame_windows(
+    features: np.ndarray, settings: Settings | None = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Cut ``(n_mels, n_frames)`` features into overlapping model windows.
+
+    Windows start every ``window_hop_s``; one more window is aligned to the end so the
+    whole recording is covered. A recording shorter than one window is repeated to fill it
+    (``padded=True``). Returns (windows, start times in s, padded).
+    """
+    s = settings or get_settings()
+    width, hop = s.window_frames, s.window_hop_frames
+    n = features.shape[1]
+    padded = n < width
+    if padded:
+        features = np.pad(features, ((0, 0), (0, width - n)), mode="wrap")
+        n = width
+    starts = list(range(0, n - width + 1, hop))
+    if starts[-1] != n - width:
+        starts.append(n - width)
+    windows = np.stack([features[:, i : i + width] for i in starts]).astype(np.float32)
+    seconds = np.asarray(starts, dtype=np.float64) * s.hop_length / s.sample_rate
+    return windows, seconds, padded
+
+
+def model_input(recording: Recording, settings: Settings | None = None) -> ModelInput:
+    """The model input for a whole recording, built by the one front-end path."""
+    s = settings or get_settings()
+    x = prepare_signal(recording.samples, recording.sample_rate, s)
+    features = normalise_bands(log_mel_db(x, s))
+    windows, starts, padded = frame_windows(features, s)
+    return ModelInput(
+        windows=windows, window_starts_s=starts, features=features, signal=x, padded=padded
+    )
