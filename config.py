@@ -72,6 +72,11 @@ class Settings:
     api_port: int = 8000
     #: LAN address to advertise in the QR code; empty means detect it.
     lan_ip: str = ""
+    #: Phone recording page address and pairing token, handed to the analyzer by the
+    #: launcher (``AUSCULT_RECORDER_URL``, ``AUSCULT_PAIRING_TOKEN``); empty when the
+    #: analyzer was started on its own.
+    recorder_url: str = ""
+    pairing_token: str = ""
 
     # --- derived paths -----------------------------------------------------------------
     @property
