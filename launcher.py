@@ -1,0 +1,506 @@
+"""Start Auscult: the desktop analyzer and the phone recording page, paired by a QR code.
+
+    python launcher.py                   # analyzer on 127.0.0.1, phone page on the LAN
+    python launcher.py --tunnel          # phone on another network, through cloudflared
+    python launcher.py --no-browser --port 8601 --recorder-port 8603
+
+What it does, in order: checks the Python packages, picks the LAN address, makes (or reuses)
+a self-signed TLS certificate under ``<work_dir>/tls``, draws a random pairing token, starts
+the analyzer (Streamlit, 127.0.0.1 only) and the recording page (HTTPS, on the LAN) as child
+processes — each in its own process group, with the token and the phone address in
+``AUSCULT_PAIRING_TOKEN`` / ``AUSCULT_RECORDER_URL`` so the analyzer shows the same QR —,
+waits until both answer their health checks, prints the addresses and a QR code, opens the
+analyzer in the browser, and then watches the children. A child that dies is reported with
+the end of its log and the launcher exits non-zero; Ctrl-C or SIGTERM stops everything.
+
+Exit codes: 0 stopped on request, 1 a server failed, 2 the environment needs fixing first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import webbrowser
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from config import PROJECT_ROOT, Settings, get_settings
+
+__all__ = ["Child", "check_dependencies", "main", "port_problem", "tunnel_url_from_line"]
+
+#: import name → package to install (runtime requirements the servers need to start).
+REQUIRED_MODULES = {
+    "streamlit": "streamlit",
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+    "multipart": "python-multipart",
+    "qrcode": "qrcode",
+    "PIL": "pillow",
+    "cryptography": "cryptography",
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "soundfile": "soundfile",
+    "av": "av",
+    "ai_edge_litert": "ai-edge-litert",
+}
+TOKEN_ENV = "AUSCULT_PAIRING_TOKEN"
+URL_ENV = "AUSCULT_RECORDER_URL"
+_TUNNEL_URL = re.compile(r"https://[a-z0-9-]+\.trycloudflare\.com")
+CLOUDFLARED_HELP = (
+    "cloudflared is not installed, so there is no tunnel; the phone must be on the same Wi-Fi.\n"
+    "  To reach the page from another network, install cloudflared and start again with "
+    "--tunnel:\n"
+    "    Debian/Ubuntu: see https://pkg.cloudflare.com/  ·  macOS: brew install cloudflared  ·  "
+    "Windows: winget install --id Cloudflare.cloudflared"
+)
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------------------
+def check_dependencies(modules: dict[str, str] | None = None) -> list[str]:
+    """Packages that are missing, as install hints (empty when all are there)."""
+    missing = []
+    for module, package in (modules or REQUIRED_MODULES).items():
+        if importlib.util.find_spec(module) is None:
+            missing.append(package)
+    return missing
+
+
+def port_problem(host: str, port: int, what: str, option: str) -> str | None:
+    """A clear message when ``host:port`` cannot be bound, else None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # The servers set SO_REUSEADDR too, so a port in TIME_WAIT is not "busy".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return (
+                f"port {port} for the {what} is already in use on {host} ({exc.strerror}); "
+                f"is Auscult already running? Stop the other program or choose another port "
+                f"with {option} {port + 100}"
+            )
+    return None
+
+
+def tunnel_url_from_line(line: str) -> str | None:
+    """The public ``https://*.trycloudflare.com`` address in a line of cloudflared output."""
+    match = _TUNNEL_URL.search(line)
+    return match.group(0) if match else None
+
+
+# --------------------------------------------------------------------------------------
+# child processes
+# --------------------------------------------------------------------------------------
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child after fork
+    """Linux: the child gets SIGTERM if the launcher itself is killed (no orphans)."""
+    _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+_LIBC = None
+if sys.platform.startswith("linux"):
+    try:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover
+        _LIBC = None
+
+
+@dataclass
+class Child:
+    """A server the launcher started, in its own process group."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def start_child(
+    name: str, cmd: list[str], env: dict[str, str], log_path: Path, *, stderr_pipe: bool = False
+) -> Child:
+    """Start ``cmd`` in a new process group with output to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "wb")
+    kwargs: dict = {}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True
+        if _LIBC is not None:
+            kwargs["preexec_fn"] = _die_with_parent
+    else:  # pragma: no cover - Windows
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    process = subprocess.Popen(
+        cmd,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.PIPE if stderr_pipe else subprocess.STDOUT,
+        **kwargs,
+    )
+    return Child(name, process, log_path, log)
+
+
+def _signal_group(child: Child, sig: int) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(child.process.pid, sig)
+        elif sig == signal.SIGTERM:  # pragma: no cover - Windows
+            child.process.terminate()
+        else:  # pragma: no cover
+            child.process.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_gone(child: Child) -> bool:
+    if child.process.poll() is None:
+        return False
+    if os.name != "posix":  # pragma: no cover
+        return True
+    try:
+        os.killpg(child.process.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return True
+    return False
+
+
+def stop_children(children: list[Child], timeout: float = 6.0) -> None:
+    """SIGTERM every process group, then SIGKILL what is left after ``timeout`` seconds."""
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(_group_gone(c) for c in children):
+        time.sleep(0.05)
+    for child in children:
+        if not _group_gone(child):
+            _signal_group(child, signal.SIGKILL)
+            try:
+                child.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                pass
+        if child._log is not None:
+            child._log.close()
+            child._log = None
+
+
+def _answers(url: str, expect: str, context: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as r:
+            return r.status == 200 and expect in r.read(2000).decode(errors="replace")
+    except (OSError, ValueError):
+        return False
+
+
+def _read_tunnel(child: Child, found: queue.Queue) -> None:
+    """Copy cloudflared's stderr to its log and report the first public address."""
+    assert child.process.stderr is not None
+    reported = False
+    for raw in iter(child.process.stderr.readline, b""):
+        log = child._log
+        if log is not None:
+            try:
+                log.write(raw)
+                log.flush()
+            except (ValueError, OSError):  # log closed while stopping
+                break
+        url = tunnel_url_from_line(raw.decode(errors="replace"))
+        if url and not reported:
+            found.put(url)
+            reported = True
+
+
+# --------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------
+def _parse_args(argv: list[str] | None, s: Settings) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Start the Auscult analyzer and phone recording page.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--port", type=int, default=s.analyzer_port, help="analyzer port (127.0.0.1)")
+    p.add_argument("--recorder-port", type=int, default=s.recorder_port, help="phone page port")
+    p.add_argument("--no-browser", action="store_true", help="do not open the analyzer")
+    p.add_argument(
+        "--tunnel", action="store_true", help="also publish the phone page with cloudflared"
+    )
+    p.add_argument("--lan-ip", default=s.lan_ip, help="address to put in the QR (default: detect)")
+    p.add_argument("--app", type=Path, default=PROJECT_ROOT / "app.py", help="Streamlit app to run")
+    p.add_argument("--startup-timeout", type=float, default=90.0, help="seconds to wait for health")
+    p.add_argument(
+        "--tunnel-timeout", type=float, default=30.0, help="seconds to wait for a tunnel"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    s = get_settings()
+    args = _parse_args(argv, s)
+
+    # --- the environment -------------------------------------------------------------
+    missing = check_dependencies()
+    if missing:
+        say(f"Missing Python packages: {', '.join(missing)}.")
+        say(f"  Install them with:  {sys.executable} -m pip install -r requirements.txt")
+        return 2
+    app_path = args.app.resolve()
+    if not app_path.is_file():
+        say(f"The desktop analyzer was not found at {app_path}.")
+        say("  Restore it with `git checkout app.py`, or point to it with --app PATH.")
+        return 2
+    if not s.metadata_path.exists():
+        say(
+            f"Note: no trained model in {s.models_dir} (metadata.json missing); the analyzer "
+            "will say how to get one."
+        )
+    recorder_host = s.recorder_host
+    for host, port, what, option in (
+        (s.analyzer_host, args.port, "analyzer", "--port"),
+        (recorder_host, args.recorder_port, "phone recording page", "--recorder-port"),
+    ):
+        problem = port_problem(host, port, what, option)
+        if problem:
+            say(problem)
+            return 2
+    if args.port == args.recorder_port:
+        say("--port and --recorder-port must differ.")
+        return 2
+
+    import qr_generator
+    from auscult.tls import ensure_certificate
+
+    s = dataclasses.replace(s, lan_ip=args.lan_ip or "")
+    lan = qr_generator.lan_address(s)
+    cert = ensure_certificate(s.work_dir / "tls", lan.ip)
+    token = secrets.token_urlsafe(16)
+    phone_url = qr_generator.recorder_url(lan.ip, args.recorder_port, token)
+    analyzer_url = f"http://{s.analyzer_host}:{args.port}"
+    logs = s.work_dir / "logs"
+
+    children: list[Child] = []
+    stop = threading.Event()
+    stop_reason: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop_reason.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        env = dict(os.environ)
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "AUSCULT_ANALYZER_PORT": str(args.port),
+                "AUSCULT_RECORDER_PORT": str(args.recorder_port),
+                "AUSCULT_LAN_IP": lan.ip,
+                "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+            }
+        )
+
+        # --- tunnel first: its public address goes into the children's environment ----
+        if args.tunnel:
+            exe = shutil.which("cloudflared")
+            if exe is None:
+                say(CLOUDFLARED_HELP)
+            else:
+                say("Starting a cloudflared tunnel for the phone page…")
+                tunnel = start_child(
+                    "tunnel",
+                    [
+                        exe,
+                        "tunnel",
+                        "--url",
+                        f"https://localhost:{args.recorder_port}",
+                        "--no-tls-verify",
+                    ],
+                    env,
+                    logs / "tunnel.log",
+                    stderr_pipe=True,
+                )
+                children.append(tunnel)
+                found: queue.Queue = queue.Queue()
+                threading.Thread(target=_read_tunnel, args=(tunnel, found), daemon=True).start()
+                deadline = time.monotonic() + args.tunnel_timeout
+                public = None
+                while public is None and time.monotonic() < deadline and not stop.is_set():
+                    try:
+                        public = found.get(timeout=0.2)
+                    except queue.Empty:
+                        if not tunnel.alive:
+                            break
+                if public:
+                    phone_url = f"{public}/?t={token}"
+                else:
+                    say(
+                        f"The tunnel gave no public address (see {tunnel.log_path}); carrying "
+                        "on with the LAN address."
+                    )
+        env[TOKEN_ENV] = token
+        env[URL_ENV] = phone_url
+
+        # --- the two servers ----------------------------------------------------------
+        py = sys.executable
+        children.append(
+            start_child(
+                "analyzer",
+                [
+                    py,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    str(app_path),
+                    "--server.address",
+                    s.analyzer_host,
+                    "--server.port",
+                    str(args.port),
+                    "--server.headless",
+                    "true",
+                    "--browser.gatherUsageStats",
+                    "false",
+                    "--server.fileWatcherType",
+                    "none",
+                ],
+                env,
+                logs / "analyzer.log",
+            )
+        )
+        children.append(
+            start_child(
+                "recorder",
+                [
+                    py,
+                    str(PROJECT_ROOT / "mobile_recorder.py"),
+                    "--host",
+                    recorder_host,
+                    "--port",
+                    str(args.recorder_port),
+                    "--certfile",
+                    str(cert.cert_path),
+                    "--keyfile",
+                    str(cert.key_path),
+                ],
+                env,
+                logs / "recorder.log",
+            )
+        )
+
+        # --- wait for both ------------------------------------------------------------
+        probe_host = "127.0.0.1" if recorder_host in ("0.0.0.0", "::", "") else recorder_host
+        tls = ssl.create_default_context(cafile=str(cert.cert_path))
+        checks = {
+            "analyzer": (f"{analyzer_url}/_stcore/health", "ok", None),
+            "recorder": (
+                f"https://{probe_host}:{args.recorder_port}/healthz",
+                "auscult-recorder",
+                tls,
+            ),
+        }
+        say("Starting the analyzer and the phone recording page…")
+        healthy: set[str] = set()
+        deadline = time.monotonic() + args.startup_timeout
+        while healthy != set(checks) and not stop.is_set():
+            dead = [c for c in children if not c.alive]
+            if dead:
+                return _report_dead(dead, children)
+            if time.monotonic() > deadline:
+                late = ", ".join(sorted(set(checks) - healthy))
+                say(f"Timed out after {args.startup_timeout:.0f} s waiting for: {late}.")
+                for c in children:
+                    if c.name in set(checks) - healthy:
+                        say(f"  end of {c.log_path}:\n{c.log_tail()}")
+                stop_children(children)
+                return 1
+            for name, (url, expect, context) in checks.items():
+                if name not in healthy and _answers(url, expect, context):
+                    healthy.add(name)
+            if healthy != set(checks):
+                stop.wait(0.25)
+        if stop.is_set():
+            stop_children(children)
+            say("Stopped.")
+            return 0
+
+        # --- tell the user ------------------------------------------------------------
+        say()
+        say("Auscult is running.")
+        say(f"  Analyzer (this computer):  {analyzer_url}")
+        say(f"  Phone recording page:      {phone_url}")
+        if phone_url.startswith(f"https://{lan.ip}"):
+            say(f"  LAN address {lan.ip}: {lan.reason}")
+            say(
+                "  Scan this with the phone's camera (phone on the same Wi-Fi). The phone warns "
+                "about the self-signed certificate once: choose Advanced → Proceed / Visit."
+            )
+        else:
+            say("  Scan this with the phone's camera (works from any network, via the tunnel).")
+        say()
+        say(qr_generator.qr_text(phone_url))
+        say()
+        say(f"  Logs: {logs}   ·   Press Ctrl-C to stop.")
+        if not args.no_browser:
+            try:
+                webbrowser.open(analyzer_url)
+            except Exception:  # no browser on this machine: the address is printed above
+                pass
+
+        # --- watch ----------------------------------------------------------------------
+        while not stop.wait(0.5):
+            dead = [c for c in children if not c.alive]
+            if dead:
+                return _report_dead(dead, children)
+        say(f"\nStopping ({stop_reason[0] if stop_reason else 'request'})…")
+        stop_children(children)
+        say("Stopped.")
+        return 0
+    finally:
+        stop_children([c for c in children if not _group_gone(c)])
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _report_dead(dead: list[Child], children: list[Child]) -> int:
+    for child in dead:
+        say(f"The {child.name} stopped unexpectedly (exit code {child.process.returncode}).")
+        tail = child.log_tail()
+        if tail:
+            say(f"  End of {child.log_path}:\n{tail}")
+    say("Stopping the rest.")
+    stop_children(children)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The phone recording page: one light HTML page and an upload endpoint, served over HTTPS.
+
+Run by the launcher (``python launcher.py``), or on its own::
+
+    AUSCULT_PAIRING_TOKEN=... python mobile_recorder.py --certfile data/tls/cert.pem \\
+        --keyfile data/tls/key.pem
+
+The page (``static/recorder.html``) records PCM with the browser's echo cancellation, noise
+suppression and gain control switched off, encodes a 16-bit WAV and POSTs it with ``fetch`` —
+no websocket, so it works on iOS Safari with a self-signed certificate and through a tunnel.
+
+Endpoints
+---------
+``GET /``                 the recording page (pairs with ``?t=<token>`` in the address)
+``GET /healthz``          ``{"status": "ok"}`` for the launcher, no token needed
+``GET /api/session``      200 when the pairing token is right, 403 otherwise
+``POST /api/recordings``  raw audio body, token in ``X-Auscult-Token`` (or ``?t=``),
+                          ``?site=mitral``; 201 once stored in the inbox with a pending row,
+                          403 wrong token, 413 too large, 415 not audio, 422 unusable audio
+
+Only this page listens on the LAN (``recorder_host``); the analyzer stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.gzip import GZipMiddleware
+
+from auscult.errors import InvalidAudioError
+from auscult.inbox import NotAudioError, UploadTooLargeError, deliver_recording
+from auscult.store import SITES, Store
+from config import PROJECT_ROOT, Settings, get_settings
+
+__all__ = ["STATIC_FILES", "TOKEN_ENV", "TOKEN_HEADER", "URL_ENV", "create_app", "main"]
+
+log = logging.getLogger(__name__)
+
+#: Environment variables the launcher uses to hand over the pairing token and public URL.
+TOKEN_ENV = "AUSCULT_PAIRING_TOKEN"
+URL_ENV = "AUSCULT_RECORDER_URL"
+TOKEN_HEADER = "X-Auscult-Token"
+
+STATIC_DIR = PROJECT_ROOT / "static"
+#: The only files the page server hands out, with their media types.
+STATIC_FILES = {
+    "recorder.css": "text/css; charset=utf-8",
+    "recorder.js": "text/javascript; charset=utf-8",
+    "recorder-worklet.js": "text/javascript; charset=utf-8",
+}
+
+_SECURITY_HEADERS = {
+    # Everything comes from this origin; no inline script, no third party.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    # The pairing token is in the page address: never send it anywhere in a Referer.
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
+}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"stored": False, "error": message}, status_code=status)
+
+
+def _token_ok(request: Request, token: str) -> bool:
+    given = request.headers.get(TOKEN_HEADER) or request.query_params.get("t") or ""
+    # Constant-time comparison: the time taken says nothing about how much of it matched.
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing early (from Content-Length) or as soon as it passes ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(int(declared))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge(len(body))
+    return bytes(body)
+
+
+async def _drain(request: Request, limit: int) -> None:
+    """Read and drop the body before refusing: a server that answers and closes while the
+    client is still sending makes browsers report a network error instead of the answer."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            break
+
+
+def create_app(
+    settings: Settings | None = None,
+    token: str | None = None,
+    store: Store | None = None,
+) -> FastAPI:
+    """The recording page app for one pairing ``token`` (a random one when not given)."""
+    s = settings or get_settings()
+    pairing = token or secrets.token_urlsafe(16)
+    app = FastAPI(title="Auscult recorder", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(GZipMiddleware, minimum_size=800)
+    app.state.token = pairing
+    app.state.settings = s
+    app.state.store = store
+
+    def get_store() -> Store:
+        if app.state.store is None:
+            app.state.store = Store(s.db_path)
+        return app.state.store
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(_SECURITY_HEADERS)
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "auscult-recorder"}
+
+    @app.get("/")
+    async def page() -> Response:
+        # The page itself is public and static; it pairs by reading ?t= from its address.
+        return FileResponse(
+            STATIC_DIR / "recorder.html",
+            media_type="text/html; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get("/static/{name}")
+    async def static(name: str) -> Response:
+        media_type = STATIC_FILES.get(name)
+        if media_type is None:
+            return _error(404, "not found")
+        return FileResponse(
+            STATIC_DIR / name, media_type=media_type, headers={"Cache-Control": "no-cache"}
+        )
+
+    @app.get("/api/session")
+    async def session(request: Request) -> JSONResponse:
+        if not _token_ok(request, pairing):
+            return _error(403, "this page is not paired with the desktop; scan the QR code again")
+        return JSONResponse(
+            {"paired": True, "sites": list(SITES), "max_upload_bytes": s.max_upload_bytes}
+        )
+
+    @app.post("/api/recordings")
+    async def upload(request: Request) -> JSONResponse:
+        if not _token_ok(request, pairing):
+            log.warning("refused an upload from %s: wrong or missing pairing token", request.client)
+            await _drain(request, s.max_upload_bytes)
+            return _error(
+                403,
+                "this phone is not paired with the desktop (wrong or missing pairing code); "
+                "scan the QR code on the desktop again",
+            )
+        site = request.query_params.get("site") or None
+        if site is not None and site not in SITES:
+            await _drain(request, s.max_upload_bytes)
+            return _error(
+                422, f"unknown auscultation site {site!r}; choose one of {', '.join(SITES)}"
+            )
+        try:
+            data = await _read_body(request, s.max_upload_bytes)
+        except _TooLarge as exc:
+            return _error(
+                413,
+                f"the recording is {exc.args[0] / 1e6:.1f} MB; the limit is "
+                f"{s.max_upload_bytes / 1e6:.0f} MB — record a shorter stretch",
+            )
+        try:
+            delivery = await run_in_threadpool(
+                deliver_recording, data, store=get_store(), site=site, source="phone", settings=s
+            )
+        except UploadTooLargeError as exc:
+            return _error(413, str(exc))
+        except NotAudioError as exc:
+            return _error(415, str(exc))
+        except InvalidAudioError as exc:
+            return _error(422, str(exc))
+        return JSONResponse(
+            {
+                "stored": True,
+                "id": delivery.entry_id,
+                "filename": delivery.filename,
+                "duration_s": round(delivery.duration_s, 3),
+                "sample_rate": delivery.sample_rate,
+                "site": delivery.site,
+                "warnings": list(delivery.warnings),
+            },
+            status_code=201,
+        )
+
+    return app
+
+
+def _parse_args(argv: list[str] | None, s: Settings) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default=s.recorder_host, help="address to listen on (LAN: 0.0.0.0)")
+    p.add_argument("--port", type=int, default=s.recorder_port)
+    p.add_argument("--certfile", type=Path, help="TLS certificate (PEM); without it, plain HTTP")
+    p.add_argument("--keyfile", type=Path, help="TLS private key (PEM)")
+    p.add_argument(
+        "--token",
+        default=s.pairing_token,
+        help=f"pairing token (default: ${TOKEN_ENV}, the pairing_token setting; random when unset)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    s = get_settings()
+    args = _parse_args(argv, s)
+    token = args.token or secrets.token_urlsafe(16)
+    scheme = "https" if args.certfile else "http"
+    if not args.certfile:
+        log.warning(
+            "no --certfile: serving plain HTTP; phones only allow the microphone over HTTPS "
+            "(use `python launcher.py`, which makes a certificate)"
+        )
+    if not args.token:
+        log.info("pairing address: %s://<this computer>:%d/?t=%s", scheme, args.port, token)
+    app = create_app(s, token)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        ssl_certfile=str(args.certfile) if args.certfile else None,
+        ssl_keyfile=str(args.keyfile) if args.keyfile else None,
+        access_log=False,  # page addresses carry the pairing token
+        log_level="info",
+        timeout_graceful_shutdown=3,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
