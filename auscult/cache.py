@@ -1,0 +1,104 @@
+"""Feature cache for training: log-mel (dB, before per-band normalisation) of whole records.
+
+The cache stores what ``utils.log_mel_db(utils.prepare_signal(...))`` returns for each
+record, so training applies augmentation (noise is added in the power domain) and then the
+same ``utils.normalise_bands`` the analyzer uses. Layout of a cache folder:
+
+- ``features.npy``  — ``(n_mels, total_frames)`` float16, records concatenated in order
+- ``manifest.csv``  — ``name,database,label,path,offset,n_frames,duration_s``
+- ``preprocessing.json`` — the front-end constants it was built with
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import utils
+from auscult.datasets import LabelledRecord
+from auscult.errors import AuscultError
+from config import Settings, get_settings
+
+__all__ = ["CachedRecord", "record_features", "build_cache", "write_cache", "load_cache"]
+
+MANIFEST_FIELDS = ("name", "database", "label", "path", "offset", "n_frames", "duration_s")
+
+
+@dataclass(frozen=True)
+class CachedRecord:
+    record: LabelledRecord
+    features: np.ndarray  # (n_mels, n_frames) dB log-mel
+    duration_s: float
+
+
+def record_features(path: Path, settings: Settings | None = None) -> tuple[np.ndarray, float]:
+    """dB log-mel of one whole recording through the one front-end path, and its duration."""
+    s = settings or get_settings()
+    recording = utils.load_audio(path, s)
+    x = utils.prepare_signal(recording.samples, recording.sample_rate, s)
+    return utils.log_mel_db(x, s), recording.duration_s
+
+
+def _features_job(args: tuple[Path, Settings]) -> tuple[np.ndarray, float]:
+    return record_features(*args)
+
+
+def build_cache(
+    records: Sequence[LabelledRecord], settings: Settings | None = None, workers: int = 1
+) -> list[CachedRecord]:
+    """Compute features for every record, in order; ``workers > 1`` uses a process pool."""
+    s = settings or get_settings()
+    jobs = [(r.path, s) for r in records]
+    progress = dict(total=len(jobs), desc="log-mel", unit="rec")
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(tqdm(pool.map(_features_job, jobs, chunksize=16), **progress))
+    else:
+        results = [_features_job(job) for job in tqdm(jobs, **progress)]
+    return [CachedRecord(r, f, d) for r, (f, d) in zip(records, results)]
+
+
+def write_cache(folder: Path, cached: Sequence[CachedRecord], settings: Settings | None = None) -> None:
+    """Write features, manifest and preprocessing constants into ``folder``."""
+    s = settings or get_settings()
+    folder.mkdir(parents=True, exist_ok=True)
+    offsets = np.cumsum([0] + [c.features.shape[1] for c in cached])
+    stacked = np.concatenate([c.features for c in cached], axis=1).astype(np.float16)
+    np.save(folder / "features.npy", stacked)
+    with open(folder / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(MANIFEST_FIELDS)
+        for c, offset in zip(cached, offsets):
+            r = c.record
+            writer.writerow(
+                [r.name, r.database, r.label, str(r.path), int(offset), c.features.shape[1], f"{c.duration_s:.3f}"]
+            )
+    (folder / "preprocessing.json").write_text(json.dumps(s.preprocessing(), indent=2) + "\n")
+
+
+def load_cache(folder: Path, settings: Settings | None = None) -> list[CachedRecord]:
+    """Read a cache written by :func:`write_cache`; refuse one built with other constants."""
+    s = settings or get_settings()
+    config_path = folder / "preprocessing.json"
+    if not config_path.exists():
+        raise AuscultError(f"no feature cache at {folder}; run `python scripts/fast_batch_process.py`")
+    if json.loads(config_path.read_text()) != s.preprocessing():
+        raise AuscultError(
+            f"the feature cache at {folder} was built with other preprocessing constants; "
+            "rebuild it with `python scripts/fast_batch_process.py`"
+        )
+    stacked = np.load(folder / "features.npy").astype(np.float32)
+    cached: list[CachedRecord] = []
+    with open(folder / "manifest.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            offset, n = int(row["offset"]), int(row["n_frames"])
+            record = LabelledRecord(row["name"], row["database"], Path(row["path"]), int(row["label"]))
+            cached.append(CachedRecord(record, stacked[:, offset : offset + n], float(row["duration_s"])))
+    return cached
