@@ -1,0 +1,200 @@
+"""Training and record-level evaluation of the CNN on cached features.
+
+Every record is cut into model windows by the same ``utils.normalise_bands`` and
+``utils.frame_windows`` the analyzer uses; the record probability is
+``analyzer.record_probability`` of its windows. TensorFlow/Keras are imported inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import utils
+from auscult.analyzer import record_probability
+from auscult.augment import AugmentParams, augment_record, mask
+from auscult.cache import CachedRecord
+from auscult.model import ModelParams, build_model
+from config import Settings, get_settings
+
+__all__ = ["TrainConfig", "train_model", "record_scores", "export_model", "TrainOutcome"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run."""
+
+    seed: int = 42
+    epochs: int = 40
+    patience: int = 8
+    batch_size: int = 64
+    crops_per_record: int = 4
+    learning_rate: float = 3e-3
+    min_sensitivity: float = 0.9  # threshold rule, see metrics.choose_threshold
+    model: ModelParams = field(default_factory=ModelParams)
+    augment: AugmentParams = field(default_factory=AugmentParams)
+    augment_enabled: bool = True
+
+
+@dataclass
+class TrainOutcome:
+    model: Any  # keras.Model with the best validation weights restored
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    history: dict[str, list[float]]
+
+
+def record_windows(db: np.ndarray, settings: Settings) -> np.ndarray:
+    """Inference windows of one cached record: the analyzer's own path from dB log-mel."""
+    return utils.frame_windows(utils.normalise_bands(db), settings)[0]
+
+
+def record_scores(
+    predict: Callable[[np.ndarray], np.ndarray],
+    records: Sequence[CachedRecord],
+    settings: Settings | None = None,
+    batch: int = 2048,
+) -> np.ndarray:
+    """Record-level probabilities: every window of every record, averaged per record."""
+    s = settings or get_settings()
+    windows = [record_windows(c.features, s) for c in records]
+    counts = np.array([len(w) for w in windows])
+    stacked = np.concatenate(windows)
+    probs = np.concatenate([predict(stacked[i : i + batch]) for i in range(0, len(stacked), batch)])
+    bounds = np.cumsum(counts)[:-1]
+    return np.array([record_probability(p) for p in np.split(probs, bounds)])
+
+
+def _random_crop(x: np.ndarray, width: int, rng: np.random.Generator) -> np.ndarray:
+    if x.shape[1] < width:
+        x = np.pad(x, ((0, 0), (0, width - x.shape[1])), mode="wrap")
+    start = rng.integers(0, x.shape[1] - width + 1)
+    return x[:, start : start + width]
+
+
+def sample_epoch(
+    records: Sequence[CachedRecord], cfg: TrainConfig, settings: Settings, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random training windows for one epoch: ``crops_per_record`` crops of one augmented variant per record."""
+    width = settings.window_frames
+    xs, ys = [], []
+    for c in records:
+        label = c.record.label
+        db = c.features
+        if cfg.augment_enabled:  # one device/room variant of the record per epoch
+            db = augment_record(db, label, rng, cfg.augment, settings.top_db)
+        features = utils.normalise_bands(db)
+        for _ in range(cfg.crops_per_record):
+            window = _random_crop(features, width, rng)
+            if cfg.augment_enabled:
+                window = mask(window, rng, cfg.augment)
+            xs.append(window)
+            ys.append(label)
+    order = rng.permutation(len(xs))
+    return np.stack(xs)[order][..., None].astype(np.float32), np.asarray(ys, np.float32)[order]
+
+
+def _class_weights(records: Sequence[CachedRecord]) -> dict[int, float]:
+    labels = np.array([c.record.label for c in records])
+    n, pos = len(labels), max(1, int(labels.sum()))
+    return {0: n / (2.0 * max(1, n - pos)), 1: n / (2.0 * pos)}
+
+
+def configure_devices() -> str:
+    """Use the GPU with mixed precision when there is one; say which device trains."""
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return f"GPU ×{len(gpus)} (mixed precision)"
+    return "CPU"
+
+
+def train_model(
+    train: Sequence[CachedRecord],
+    val: Sequence[CachedRecord],
+    cfg: TrainConfig,
+    settings: Settings | None = None,
+    log_dir: Path | None = None,
+    verbose: int = 1,
+) -> TrainOutcome:
+    """Train with class weights and augmentation; early-stop on validation record AUC."""
+    import keras
+    from tqdm.auto import tqdm
+
+    from auscult.metrics import roc_auc
+
+    s = settings or get_settings()
+    keras.utils.set_random_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = build_model(s.n_mels, s.window_frames, cfg.model)
+    steps = math.ceil(len(train) * cfg.crops_per_record / cfg.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=steps * cfg.epochs, alpha=0.05)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="window_auc")],
+    )
+    weights = _class_weights(train)
+    val_labels = np.array([c.record.label for c in val])
+    callbacks: list[Any] = []
+    if log_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
+
+    best_auc, best_epoch, best_weights = -1.0, 0, model.get_weights()
+    history: dict[str, list[float]] = {"loss": [], "window_auc": [], "val_record_auc": []}
+    started = time.perf_counter()
+    epoch = 0
+    bar = tqdm(range(cfg.epochs), desc="epochs", unit="ep", disable=verbose == 0)
+    for epoch in bar:
+        x, y = sample_epoch(train, cfg, s, rng)
+        fit = model.fit(
+            x, y, batch_size=cfg.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+            class_weight=weights, verbose=0, callbacks=callbacks,
+        )  # fmt: skip
+        scores = record_scores(lambda w: model.predict(w[..., None], verbose=0, batch_size=1024).ravel(), val, s)
+        val_auc = roc_auc(val_labels, scores)
+        history["loss"].append(float(fit.history["loss"][-1]))
+        history["window_auc"].append(float(fit.history["window_auc"][-1]))
+        history["val_record_auc"].append(float(val_auc))
+        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", val_auc=f"{val_auc:.3f}")
+        if val_auc > best_auc:
+            best_auc, best_epoch, best_weights = val_auc, epoch, model.get_weights()
+        elif epoch - best_epoch >= cfg.patience:
+            log.info("early stop at epoch %d; best validation AUC %.4f at epoch %d", epoch + 1, best_auc, best_epoch + 1)
+            break
+    model.set_weights(best_weights)  # restore the best validation weights
+    return TrainOutcome(
+        model=model,
+        epochs_run=epoch + 1,
+        best_epoch=best_epoch + 1,
+        seconds=time.perf_counter() - started,
+        history=history,
+    )
+
+
+def export_model(model: Any, out_dir: Path, name: str) -> dict[str, Path]:
+    """Save ``<name>.keras`` and a float32 ``<name>.tflite`` (LiteRT) into ``out_dir``."""
+    import keras
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras_path = out_dir / f"{name}.keras"
+    tflite_path = out_dir / f"{name}.tflite"
+    model.save(keras_path)
+    model.export(str(tflite_path), format="litert", verbose=False)
+    return {"keras": keras_path, "tflite": tflite_path}
