@@ -1,0 +1,103 @@
+"""Inference benchmark: warm and cold analysis time, model size, peak memory.
+
+    python benchmarks/bench_inference.py [--json] [--repeats 50]
+
+Warm: milliseconds to analyse a whole 30 s recording end to end (decode + front end +
+quality + LiteRT inference over every window) with the model already loaded, median of
+``--repeats`` runs, for a 2 kHz FLAC (stethoscope-like) and a 48 kHz WAV (phone-like).
+Cold: a new Python process from start to the first result. Peak memory: that process's
+maximum resident set size. Synthetic heart sounds are used, so no data folder is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import soundfile as sf  # noqa: E402
+
+from auscult.synthetic import heart_sound  # noqa: E402
+from config import get_settings  # noqa: E402
+
+COLD = """
+import sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, {root!r})
+from auscult.analyzer import Analyzer
+Analyzer().analyze({path!r})
+print(time.perf_counter() - t0)
+"""
+
+
+def encoded(rate: int, fmt: str, seconds: float = 30.0) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, heart_sound(seconds, rate, bpm=75, seed=3), rate, format=fmt, subtype="PCM_16")
+    return buf.getvalue()
+
+
+def warm_ms(data: bytes, repeats: int) -> float:
+    from auscult.analyzer import Analyzer
+
+    analyzer = Analyzer()
+    analyzer.analyze(data)  # first call allocates tensors
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        analyzer.analyze(data)
+        times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
+def cold_start(path: Path) -> tuple[float, float, float]:
+    """(seconds to first result inside the process, wall seconds, child peak RSS in MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", COLD.format(root=str(ROOT), path=str(path))],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return float(out.stdout.strip().splitlines()[-1]), wall, max(peak, before) / 1024
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--repeats", type=int, default=50)
+    args = p.parse_args()
+    s = get_settings()
+    flac_2k = encoded(2000, "FLAC")
+    wav_48k = encoded(48000, "WAV")
+    tmp = s.work_dir / "bench"
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "bench_30s.flac").write_bytes(flac_2k)
+    cold_in, cold_wall, peak_mb = cold_start(tmp / "bench_30s.flac")
+    figures = {
+        "warm_ms_30s_flac_2khz": round(warm_ms(flac_2k, args.repeats), 2),
+        "warm_ms_30s_wav_48khz": round(warm_ms(wav_48k, args.repeats), 2),
+        "cold_start_s": round(cold_wall, 2),
+        "cold_start_in_process_s": round(cold_in, 2),
+        "peak_rss_mb_cold_process": round(peak_mb, 1),
+        "model_bytes": s.tflite_path.stat().st_size,
+        "repeats": args.repeats,
+    }
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for k, v in figures.items():
+            print(f"{k:28} {v}")
+
+
+if __name__ == "__main__":
+    main()

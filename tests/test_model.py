@@ -1,0 +1,103 @@
+"""The committed model: files match metadata, Keras and LiteRT agree, it still scores, and the
+trainer that made it still works end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import utils
+from auscult.analyzer import Analyzer
+from auscult.datasets import read_physionet, split_records
+from auscult.metrics import roc_auc
+from auscult.runner import ModelRunner, sha256_of
+from config import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _data_dir() -> Path:
+    root = get_settings().data_dir
+    if not root.exists():
+        pytest.skip(f"PhysioNet data not found at {root}")
+    return root
+
+
+def test_metadata_describes_the_committed_files():
+    s = get_settings()
+    meta = json.loads(s.metadata_path.read_text())
+    for key in ("preprocessing", "threshold", "metrics", "training", "files", "params"):
+        assert key in meta
+    assert meta["preprocessing"] == s.preprocessing()
+    for name, info in meta["files"].items():
+        assert sha256_of(s.models_dir / name) == info["sha256"], name
+    assert s.tflite_path.stat().st_size <= 150 * 1024
+
+
+def test_runner_refuses_a_model_trained_with_other_preprocessing(tmp_path):
+    import dataclasses
+
+    s = get_settings()
+    for name in (s.tflite_path.name, s.metadata_path.name):
+        (tmp_path / name).write_bytes((s.models_dir / name).read_bytes())
+    other = dataclasses.replace(s, models_dir=tmp_path, n_mels=s.n_mels * 2)
+    with pytest.raises(Exception, match="different preprocessing"):
+        ModelRunner.from_settings(other)
+
+
+@pytest.mark.slow
+def test_keras_and_litert_outputs_agree():
+    import keras
+
+    s = get_settings()
+    model = keras.models.load_model(s.keras_path)
+    runner = ModelRunner.from_settings(s)
+    rng = np.random.default_rng(0)
+    windows = rng.normal(0, 1, size=(16, s.n_mels, s.window_frames)).astype(np.float32)
+    from auscult.synthetic import heart_sound
+
+    rec = utils.Recording(heart_sound(20.0, 4000, bpm=70, murmur=True, seed=2), 4000, 1)
+    windows = np.concatenate([windows, utils.model_input(rec, s).windows])
+    expected = model.predict(windows[..., None], verbose=0).ravel()
+    np.testing.assert_allclose(runner.predict(windows), expected, atol=1e-4)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_committed_model_still_separates_held_out_records():
+    """Regression guard: AUC >= 0.90 on the test split (>= 200 records, never trained on)."""
+    meta = json.loads(get_settings().metadata_path.read_text())
+    split = meta["training"]["split"]
+    _, _, test = split_records(read_physionet(_data_dir()), split["fractions"], split["seed"])
+    assert len(test) >= 200
+    analyzer = Analyzer()
+    scores = [analyzer.analyze(r.path).probability for r in test]
+    auc = roc_auc(np.array([r.label for r in test]), np.array(scores))
+    assert auc >= 0.90, f"AUC {auc:.3f} on {len(test)} held-out records"
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_trainer_runs_end_to_end_on_a_few_records(tmp_path):
+    """A one-epoch run on a few records exports a model the analyzer can load and use."""
+    _data_dir()
+    out = tmp_path / "model"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_optimized_train.py"), "--limit", "60",
+         "--epochs", "1", "--crops", "2", "--out", str(out), "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["records"]["train"] > 0 and 0 < meta["threshold"] < 1
+    import dataclasses
+
+    settings = dataclasses.replace(get_settings(), models_dir=out)
+    record = read_physionet(_data_dir())[0]
+    result = Analyzer(settings=settings).analyze(record.path)
+    assert 0.0 <= result.probability <= 1.0 and result.window_probabilities

@@ -1,0 +1,67 @@
+"""Command-line contracts (DESIGN.md §3): batch CSV, evaluation report, phase-1 check list."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_batch_predict_writes_the_contract_and_survives_a_broken_file(tmp_path):
+    import soundfile as sf
+
+    from auscult.synthetic import heart_sound
+
+    folder = tmp_path / "in" / "nested"
+    folder.mkdir(parents=True)
+    sf.write(folder / "good.wav", heart_sound(12.0, 4000, seed=1), 4000)
+    (folder / "broken.wav").write_bytes(b"RIFF....not really a wav")
+    (tmp_path / "in" / "notes.txt").write_text("ignored: not an audio ending")
+    out = tmp_path / "results.csv"
+    proc = _run("scripts/batch_predict.py", str(tmp_path / "in"), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    with open(out, newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == ["path", "probability", "label", "duration_s", "error"]
+        rows = {Path(r["path"]).name: r for r in reader}
+    assert set(rows) == {"good.wav", "broken.wav"}
+    assert rows["good.wav"]["label"] in {"normal", "abnormal", "unsure"} and not rows["good.wav"]["error"]
+    assert 0 <= float(rows["good.wav"]["probability"]) <= 1
+    assert rows["broken.wav"]["probability"] == "" and rows["broken.wav"]["label"] == ""
+    assert "not a readable audio recording" in rows["broken.wav"]["error"]
+
+
+def test_batch_predict_says_when_there_is_nothing_to_analyse(tmp_path):
+    proc = _run("scripts/batch_predict.py", str(tmp_path), "--output", str(tmp_path / "r.csv"))
+    assert proc.returncode == 2 and "no audio files" in proc.stderr
+
+
+def test_phase1_validation_passes_on_the_committed_model():
+    proc = _run("validation/phase1_validation.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "✔ model files" in proc.stdout and "✔ synthetic prediction" in proc.stdout
+
+
+@pytest.mark.data
+def test_evaluate_reports_metrics_and_plots(tmp_path):
+    if not get_settings().data_dir.exists():
+        pytest.skip("PhysioNet data not found")
+    proc = _run("scripts/evaluate.py", "--limit", "40", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["n_records"] == 40
+    for key in ("sensitivity", "specificity", "macc", "auc"):
+        assert 0.0 <= report["overall"][key] <= 1.0
+    assert {p.name for p in tmp_path.glob("*.png")} == {"roc.png", "pr.png", "confusion.png"}

@@ -1,0 +1,158 @@
+"""Phase 1 validation: are the model, its metadata, the front end and the data in order?
+
+    python validation/phase1_validation.py
+
+Prints a check list (✔ passed, ✘ failed, – skipped with the reason) and exits 1 when any
+check fails. Needs no TensorFlow: the model runs with LiteRT, as in the apps.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from auscult.runner import sha256_of  # noqa: E402
+from config import get_settings  # noqa: E402
+
+REQUIRED_METADATA = ("preprocessing", "threshold", "metrics", "training", "files", "params")
+
+
+class Skip(Exception):
+    """A check that does not apply here (the message says why)."""
+
+
+def check_model_files() -> str:
+    s = get_settings()
+    meta = json.loads(s.metadata_path.read_text())
+    for name, info in meta["files"].items():
+        path = s.models_dir / name
+        if not path.exists():
+            raise AssertionError(f"{path} is missing")
+        if sha256_of(path) != info["sha256"]:
+            raise AssertionError(f"{name}: sha256 differs from metadata.json")
+    size = s.tflite_path.stat().st_size
+    return f"{', '.join(meta['files'])} match metadata.json ({size / 1024:.0f} KB LiteRT model)"
+
+
+def check_metadata() -> str:
+    meta = json.loads(get_settings().metadata_path.read_text())
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise AssertionError(f"metadata.json lacks {missing}")
+    test = meta["metrics"].get("test", {})
+    return (
+        f"threshold {meta['threshold']:.3f}; test Se {test.get('sensitivity', float('nan')):.3f}, "
+        f"Sp {test.get('specificity', float('nan')):.3f}, AUC {test.get('auc', float('nan')):.3f}"
+    )
+
+
+def check_preprocessing() -> str:
+    s = get_settings()
+    trained = json.loads(s.metadata_path.read_text())["preprocessing"]
+    differing = {k: (trained.get(k), v) for k, v in s.preprocessing().items() if trained.get(k) != v}
+    if differing:
+        raise AssertionError(f"config.py differs from the model's preprocessing: {differing}")
+    return f"{len(trained)} front-end constants match config.py"
+
+
+def check_data() -> str:
+    from auscult.datasets import read_physionet
+
+    s = get_settings()
+    if not s.data_dir.exists():
+        raise Skip(f"no PhysioNet folder at {s.data_dir} (set AUSCULT_DATA_DIR; not needed to run the app)")
+    records = read_physionet(s.data_dir)
+    abnormal = sum(r.label for r in records)
+    return f"{len(records)} labelled records ({abnormal} abnormal) in {s.data_dir}"
+
+
+def check_cache() -> str:
+    s = get_settings()
+    folder = s.cache_dir / "physionet2016"
+    config = folder / "preprocessing.json"
+    if not config.exists():
+        raise Skip(f"no feature cache at {folder} (built by scripts/fast_batch_process.py when training)")
+    if json.loads(config.read_text()) != s.preprocessing():
+        raise AssertionError(f"feature cache at {folder} is stale: rebuild with scripts/fast_batch_process.py")
+    rows = sum(1 for _ in open(folder / "manifest.csv")) - 1
+    return f"feature cache current: {rows} records"
+
+
+def _analyzer():
+    from auscult.analyzer import Analyzer
+
+    return Analyzer()
+
+
+def check_synthetic_prediction() -> str:
+    import io
+
+    import soundfile as sf
+
+    from auscult.synthetic import heart_sound
+
+    analyzer = _analyzer()
+    buf = io.BytesIO()
+    sf.write(buf, heart_sound(20.0, 8000, bpm=72, seed=1), 8000, format="WAV")
+    started = time.perf_counter()
+    r = analyzer.analyze(buf.getvalue())
+    ms = 1000 * (time.perf_counter() - started)
+    if not 0.0 <= r.probability <= 1.0 or len(r.window_probabilities) == 0:
+        raise AssertionError(f"implausible result {r.probability}")
+    bpm = f"{r.heart_rate_bpm:.0f} bpm" if r.heart_rate_bpm else "no heart rate"
+    return f"synthetic 72 bpm sound → {r.label} (p={r.probability:.2f}, {bpm}) in {ms:.0f} ms"
+
+
+def check_real_prediction() -> str:
+    from auscult.datasets import read_physionet
+
+    s = get_settings()
+    if not s.data_dir.exists():
+        raise Skip("no PhysioNet data folder")
+    record = read_physionet(s.data_dir)[0]
+    r = _analyzer().analyze(record.path)
+    reference = "abnormal" if record.label else "normal"
+    return f"{record.name} → {r.label} (p={r.probability:.2f}); reference label {reference}"
+
+
+def check_no_tensorflow() -> str:
+    if "tensorflow" in sys.modules:
+        raise AssertionError("TensorFlow was imported by the runtime path; the apps must use LiteRT only")
+    return "analysis ran without importing TensorFlow"
+
+
+CHECKS: list[tuple[str, Callable[[], str]]] = [
+    ("model files", check_model_files),
+    ("metadata", check_metadata),
+    ("preprocessing", check_preprocessing),
+    ("data folder", check_data),
+    ("feature cache", check_cache),
+    ("synthetic prediction", check_synthetic_prediction),
+    ("real-record prediction", check_real_prediction),
+    ("LiteRT only", check_no_tensorflow),
+]
+
+
+def main() -> int:
+    failed = 0
+    print("Auscult phase 1 validation")
+    for name, check in CHECKS:
+        try:
+            print(f"  ✔ {name}: {check()}")
+        except Skip as skip:
+            print(f"  – {name}: skipped, {skip}")
+        except Exception as exc:  # noqa: BLE001 — every failure is reported, none stops the list
+            failed += 1
+            print(f"  ✘ {name}: {exc}")
+    print(f"{len(CHECKS) - failed} of {len(CHECKS)} checks passed" if not failed else f"{failed} check(s) FAILED")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
