@@ -1,0 +1,1043 @@
+"""Auscult desktop analyzer: upload or record a heart sound, see the result, keep a history.
+
+    streamlit run app.py            # or `python launcher.py`, which also starts the phone page
+
+Five pages built by :func:`main` with ``st.navigation``: Analyze, Phone inbox, Batch,
+History and Model. The model and the history database are opened once per process
+(``st.cache_resource``); every analysis goes through :class:`auscult.analyzer.Analyzer` and
+is stored in :class:`auscult.store.Store`. The functions under "actions" do the work and call
+no Streamlit API, so tests can drive them with bytes and paths; the page functions only lay
+out what they return.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import utils
+from auscult.analyzer import AnalysisResult, Analyzer
+from auscult.batch import BatchRow, analyze_many, audio_paths, csv_text
+from auscult.errors import AuscultError, InvalidAudioError
+from auscult.inbox import audio_extension, inbox_filename
+from auscult.plots import LABEL_COLOURS, analysis_figure, figure_png, gauge_figure
+from auscult.reading import DISCLAIMER, percent_pair, reading
+from auscult.store import SOURCES, Entry, Store
+from config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: File endings offered in the upload dialogs.
+UPLOAD_TYPES = tuple(e.lstrip(".") for e in utils.SUPPORTED_EXTENSIONS)
+#: How often the phone inbox looks for new recordings (seconds).
+POLL_S = 1.0
+#: A file dropped into the inbox folder is picked up once it has not changed for this long.
+SETTLE_S = 0.25
+#: Sources whose recordings show up in the phone inbox.
+INBOX_SOURCES = ("phone", "inbox")
+_MEDIA_TYPES = {
+    ".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+    ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4", ".mp4": "audio/mp4",
+    ".aac": "audio/aac", ".webm": "audio/webm", ".aif": "audio/aiff", ".aiff": "audio/aiff",
+    ".caf": "audio/x-caf",
+}  # fmt: skip
+_TINTS = {"normal": "#ebfbee", "abnormal": "#fff5f5", "unsure": "#fff9db"}
+
+
+# --------------------------------------------------------------------------------------
+# what the result view shows
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shown:
+    """One analysis as the result view draws it."""
+
+    key: str  # unique per analysis: caches the rendered figures
+    name: str  # file name shown to the user
+    source: str
+    result: AnalysisResult
+    model_input: utils.ModelInput | None  # None when the audio is gone
+    audio_path: str | None = None
+    entry_id: int | None = None
+    site: str | None = None
+    created_at: str | None = None
+    reference: str | None = None  # reference label of a demo recording, when known
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A recording offered in the demo picker."""
+
+    title: str
+    path: Path
+    reference: str | None  # "normal" / "abnormal" from PhysioNet REFERENCE.csv
+
+
+# --------------------------------------------------------------------------------------
+# resources: loaded once per process
+# --------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the model…")
+def _analyzer(models_dir: str, model_name: str) -> Analyzer:
+    del models_dir, model_name  # cache keys: a new model location loads a new model
+    return Analyzer(settings=get_settings())
+
+
+def load_analyzer(settings: Settings) -> tuple[Analyzer | None, str | None]:
+    """The process-wide analyzer, or ``(None, message)`` when the model cannot be loaded."""
+    try:
+        return _analyzer(str(settings.models_dir), settings.model_name), None
+    except AuscultError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a broken model file must not take the other pages down
+        log.exception("model failed to load")
+        return None, f"the model could not be loaded ({type(exc).__name__}: {exc})"
+
+
+@st.cache_resource
+def _store(db_path: str) -> Store:
+    return Store(db_path)
+
+
+def load_store(settings: Settings) -> Store:
+    """The process-wide history store for ``settings.db_path``."""
+    return _store(str(settings.db_path))
+
+
+@st.cache_resource
+def _inbox_lock(db_path: str) -> threading.Lock:
+    """One analysis of the inbox at a time, however many browser tabs poll it."""
+    del db_path
+    return threading.Lock()
+
+
+# --------------------------------------------------------------------------------------
+# actions: no Streamlit calls below this line until "pages"
+# --------------------------------------------------------------------------------------
+def save_audio(folder: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to ``folder/name`` atomically (hidden temporary file, then rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        target = folder / name
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _upload_name(filename: str, data: bytes, source: str) -> str:
+    """A server-chosen file name that keeps a sensible ending."""
+    ext = Path(filename).suffix.lower()
+    if ext not in utils.SUPPORTED_EXTENSIONS:
+        ext = audio_extension(data)
+    return inbox_filename(source, None, ext)
+
+
+def analyse_upload(
+    data: bytes,
+    filename: str,
+    *,
+    analyzer: Analyzer,
+    store: Store,
+    settings: Settings,
+    source: str = "upload",
+) -> Shown:
+    """Analyse uploaded bytes, keep the audio under ``uploads_dir`` and store the result.
+
+    Raises :class:`InvalidAudioError` (nothing is saved or stored) when the bytes are not a
+    usable recording. The audio is written first and removed again if the store refuses the
+    row, so history never points at a missing file.
+    """
+    analysis = analyzer.analyze_detailed(bytes(data))
+    path = save_audio(settings.uploads_dir, _upload_name(filename, data, source), bytes(data))
+    try:
+        entry_id = store.record(
+            source=source,
+            filename=filename,
+            result=analysis.result.to_dict(),
+            audio_path=path,
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return Shown(
+        key=f"entry-{entry_id}",
+        name=filename,
+        source=source,
+        result=analysis.result,
+        model_input=analysis.model_input,
+        audio_path=str(path),
+        entry_id=entry_id,
+    )
+
+
+def analyse_file(
+    path: Path,
+    *,
+    analyzer: Analyzer,
+    store: Store,
+    source: str = "demo",
+    reference: str | None = None,
+) -> Shown:
+    """Analyse a file that stays where it is (a demo recording) and store the result."""
+    analysis = analyzer.analyze_detailed(path)
+    entry_id = store.record(
+        source=source,
+        filename=path.name,
+        result=analysis.result.to_dict(),
+        audio_path=path,
+    )
+    return Shown(
+        key=f"entry-{entry_id}-{time.monotonic_ns()}",
+        name=path.name,
+        source=source,
+        result=analysis.result,
+        model_input=analysis.model_input,
+        audio_path=str(path),
+        entry_id=entry_id,
+        reference=reference,
+    )
+
+
+def scan_inbox(store: Store, settings: Settings, settle_s: float = SETTLE_S) -> list[int]:
+    """Register audio files dropped into ``inbox_dir`` by any process; return the new ids.
+
+    Hidden files (``.part`` uploads in flight) and files changed in the last ``settle_s``
+    seconds (still being copied) are left for the next scan.
+    """
+    folder = Path(settings.inbox_dir)
+    if not folder.is_dir():
+        return []
+    known = store.known_paths()
+    known |= {str(Path(p).resolve()) for p in known}
+    now = time.time()
+    new: list[int] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in utils.SUPPORTED_EXTENSIONS:
+            continue
+        if str(path) in known or str(path.resolve()) in known:
+            continue
+        try:
+            if not path.is_file() or now - path.stat().st_mtime < settle_s:
+                continue
+        except OSError:  # removed between listing and stat
+            continue
+        new.append(store.add_pending(source="inbox", filename=path.name, audio_path=path))
+    return new
+
+
+def process_pending(store: Store, analyzer: Analyzer) -> list[int]:
+    """Analyse every pending recording; failures are stored with their message, audio kept."""
+    done: list[int] = []
+    for entry in store.pending():
+        if not entry.audio_path or not Path(entry.audio_path).is_file():
+            store.fail(entry.id, "the audio file is missing; record again")
+            done.append(entry.id)
+            continue
+        try:
+            store.complete(entry.id, analyzer.analyze(entry.audio_path).to_dict())
+        except AuscultError as exc:
+            store.fail(entry.id, str(exc))
+        except Exception as exc:  # one bad file must not stop the inbox
+            log.exception("analysis of inbox entry %d failed", entry.id)
+            store.fail(entry.id, f"could not analyse this recording ({type(exc).__name__})")
+        done.append(entry.id)
+    return done
+
+
+def poll_inbox(store: Store, analyzer: Analyzer | None, settings: Settings) -> list[int]:
+    """One inbox round: register dropped files, analyse what is pending; ids analysed."""
+    lock = _inbox_lock(str(settings.db_path))
+    if not lock.acquire(blocking=False):
+        return []  # another tab is on it
+    try:
+        scan_inbox(store, settings)
+        return process_pending(store, analyzer) if analyzer is not None else []
+    finally:
+        lock.release()
+
+
+def shown_from_entry(entry: Entry, settings: Settings) -> Shown | None:
+    """Rebuild the result view of a stored analysis; the plots need the audio file."""
+    if entry.status != "done" or not entry.result:
+        return None
+    result = AnalysisResult.from_dict(entry.result)
+    mi = None
+    if entry.audio_path and Path(entry.audio_path).is_file():
+        try:
+            mi = utils.model_input(utils.load_audio(entry.audio_path, settings), settings)
+        except AuscultError:
+            mi = None
+    return Shown(
+        key=f"entry-{entry.id}-{entry.analysed_at}",
+        name=entry.filename,
+        source=entry.source,
+        result=result,
+        model_input=mi,
+        audio_path=entry.audio_path,
+        entry_id=entry.id,
+        site=entry.site,
+        created_at=entry.created_at,
+    )
+
+
+def run_batch(
+    items: list[tuple[str, bytes]] | list[Path],
+    *,
+    analyzer: Analyzer,
+    store: Store,
+    settings: Settings,
+    progress=None,
+) -> list[BatchRow]:
+    """Analyse uploads (``(name, bytes)``) or files; store every row as it finishes.
+
+    Uploaded bytes are kept under ``uploads_dir`` so history can open them again; files
+    on disk stay where they are.
+    """
+    saved: dict[int, Path | None] = {}
+    for i, item in enumerate(items):
+        if isinstance(item, tuple):
+            name, data = item
+            saved[i] = (
+                save_audio(settings.uploads_dir, _upload_name(name, data, "batch"), data)
+                if data
+                else None
+            )
+        else:
+            saved[i] = Path(item)
+
+    def on_row(done: int, total: int, row: BatchRow) -> None:
+        name = Path(row.path).name
+        try:
+            store.record(
+                source="batch",
+                filename=name,
+                result=row.result.to_dict() if row.result is not None else None,
+                error=row.error or None,
+                audio_path=saved[done - 1],
+            )
+        except Exception:  # history is a convenience here: the CSV row still stands
+            log.exception("could not store batch row %s", row.path)
+        if progress is not None:
+            progress(done, total, row)
+
+    return analyze_many(items, analyzer, progress=on_row)
+
+
+def delete_entry(entry: Entry, store: Store, settings: Settings) -> None:
+    """Delete a history row; audio the app owns (uploads, inbox) is deleted with it.
+
+    Inbox audio must go too, or the next folder scan would register it again.
+    """
+    if entry.audio_path:
+        path = Path(entry.audio_path)
+        owned = (
+            Path(settings.uploads_dir).resolve(),
+            Path(settings.inbox_dir).resolve(),
+        )
+        if path.resolve().parent in owned:
+            path.unlink(missing_ok=True)
+    store.delete(entry.id)
+
+
+def result_json(shown: Shown) -> str:
+    """The downloadable JSON of one analysis."""
+    return json.dumps(
+        {
+            "file": shown.name,
+            "source": shown.source,
+            "site": shown.site,
+            "history_id": shown.entry_id,
+            "result": shown.result.to_dict(),
+            "reading": reading(shown.result).__dict__,
+            "disclaimer": DISCLAIMER,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        indent=2,
+    )
+
+
+def demo_recordings(settings: Settings) -> tuple[Demo, ...]:
+    """The demo list, built once per process and data location."""
+    return _demo_recordings(str(settings.work_dir), str(settings.data_dir))
+
+
+@st.cache_resource(show_spinner=False)
+def _demo_recordings(work_dir: str, data_dir: str) -> tuple[Demo, ...]:
+    del work_dir, data_dir  # cache keys
+    return tuple(find_demo_recordings(get_settings()))
+
+
+def find_demo_recordings(settings: Settings, per_class: int = 1) -> list[Demo]:
+    """Synthetic demo recordings (written on first use) and a few labelled PhysioNet records.
+
+    From PhysioNet, ``per_class`` normal and abnormal records of every database, labelled
+    with their reference label so the model's answer can be compared with it.
+    """
+    demos: list[Demo] = []
+    try:
+        from auscult.synthetic import write_demo_set
+
+        for path in write_demo_set(settings.work_dir / "demo"):
+            words = path.stem.removeprefix("synthetic_").replace("_", " ")
+            demos.append(Demo(f"Synthetic — {words}", path, None))
+    except Exception:  # no synthetic set is no reason to fail the page
+        log.exception("could not write the synthetic demo set")
+    try:
+        from auscult.datasets import read_physionet
+
+        records = read_physionet(settings.data_dir)
+    except (AuscultError, OSError, ValueError):  # no data folder: synthetic demos only
+        records = []
+    picked: dict[tuple[str, int], int] = {}
+    for rec in sorted(records, key=lambda r: (r.database, r.name)):
+        if picked.get((rec.database, rec.label), 0) >= per_class:
+            continue
+        picked[(rec.database, rec.label)] = picked.get((rec.database, rec.label), 0) + 1
+        ref = "abnormal" if rec.label == 1 else "normal"
+        demos.append(Demo(f"PhysioNet {rec.name} — reference: {ref}", rec.path, ref))
+    return demos
+
+
+def local_time(stamp: str | None) -> str:
+    """``2025-01-01 12:00`` in local time from a stored UTC ISO stamp."""
+    if not stamp:
+        return ""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return stamp
+
+
+def quality_word(quality: float, settings: Settings) -> str:
+    if quality < settings.min_quality:
+        return "poor"
+    return "good" if quality >= 0.6 else "fair"
+
+
+# --------------------------------------------------------------------------------------
+# session state: every key, initialised in one place
+# --------------------------------------------------------------------------------------
+SESSION_DEFAULTS: dict[str, Any] = {
+    "page": "analyze",  # the page shown at "/" (tests and deep links set it)
+    "current": None,  # Shown on the Analyze page
+    "upload_done": None,  # file_id of the last upload analysed (no re-analysis on rerun)
+    "upload_error": None,  # (file name, message) of the last bad upload
+    "batch_rows": None,  # list[BatchRow] of the last batch
+    "batch_error": None,
+    "phone_shown": None,  # Shown on the Phone inbox page
+    "inbox_seen": None,  # newest inbox entry id when the page was opened
+    "history_shown": None,  # Shown on the History page
+    "figures": {},  # Shown.key → (analysis PNG, gauge PNG)
+}
+
+
+def init_session() -> None:
+    for key, value in SESSION_DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value.copy() if isinstance(value, dict) else value
+
+
+# --------------------------------------------------------------------------------------
+# the result view
+# --------------------------------------------------------------------------------------
+def _figures(shown: Shown, settings: Settings) -> tuple[bytes | None, bytes]:
+    """Rendered PNGs of one result, cached in the session: reruns stay fast."""
+    cache: dict[str, tuple[bytes | None, bytes]] = st.session_state.figures
+    if shown.key not in cache:
+        r = shown.result
+        gauge = figure_png(gauge_figure(r.probability, r.threshold, r.label), dpi=120)
+        plot = None
+        if shown.model_input is not None:
+            mi = shown.model_input
+            plot = figure_png(
+                analysis_figure(
+                    mi.signal,
+                    settings.sample_rate,
+                    mi.features,
+                    settings.hop_length / settings.sample_rate,
+                    (settings.mel_fmin, settings.mel_fmax),
+                    r.window_starts_s,
+                    r.window_s,
+                    r.window_probabilities,
+                    r.threshold,
+                ),
+                dpi=110,
+            )
+        while len(cache) >= 8:  # keep the session small
+            cache.pop(next(iter(cache)))
+        cache[shown.key] = (plot, gauge)
+    return cache[shown.key]
+
+
+def result_card(label: str, headline: str, subtitle: str) -> None:
+    colour = LABEL_COLOURS.get(label, "#495057")
+    st.markdown(
+        f'<div class="auscult-card" style="border-left:10px solid {colour};'
+        f'background:{_TINTS.get(label, "#f8f9fa")};padding:14px 22px;border-radius:10px">'
+        f'<div style="font-size:3.2rem;font-weight:700;line-height:1.05;color:{colour}">'
+        f"{headline}</div>"
+        f'<div style="font-size:1.15rem;color:#495057;margin-top:2px">{subtitle}</div></div>',
+        unsafe_allow_html=True,
+    )
+
+
+def render_result(shown: Shown, settings: Settings, key: str) -> None:
+    """The result card, reading, plots, audio and JSON download of one analysis."""
+    r = shown.result
+    read = reading(r)
+    where = f" · site: {shown.site}" if shown.site else ""
+    ref = f" · reference label: **{shown.reference}**" if shown.reference else ""
+    when = f" · {local_time(shown.created_at)}" if shown.created_at else ""
+    st.caption(f"**{shown.name}** · {shown.source}{where}{when}{ref}")
+
+    plot_png, gauge_png = _figures(shown, settings)
+    left, middle, right = st.columns([1.25, 0.95, 1.3], gap="medium")
+    with left:
+        result_card(r.label, read.headline, read.subtitle)
+        st.caption(f":material/medical_information: **{DISCLAIMER.split('.')[0]}.**")
+    with middle:
+        st.image(gauge_png, width="stretch")
+    with right:
+        a, b = st.columns(2)
+        p_text, t_text = percent_pair(r.probability, r.threshold)
+        a.metric(
+            "Probability abnormal",
+            p_text,
+            help=f"decision threshold {t_text}",
+        )
+        b.metric("Heart rate", f"{r.heart_rate_bpm:.0f} bpm" if r.heart_rate_bpm else "—")
+        a.metric(
+            "Recording quality",
+            quality_word(r.quality, settings),
+            help=f"{r.quality:.2f} (0–1)",
+        )
+        b.metric("Duration", f"{r.duration_s:.1f} s")
+
+    with st.container(border=True):
+        st.markdown(f"**{read.summary}**")
+        st.markdown(f"**Next step:** {read.next_step}")
+        for tip in read.tips:
+            st.markdown(f"- {tip}")
+    for warning in r.warnings:
+        st.warning(warning, icon=":material/warning:")
+
+    if plot_png is not None:
+        st.image(plot_png, width="stretch")
+    else:
+        st.info("The audio file of this analysis is no longer there, so there are no plots.")
+
+    audio, download = st.columns([3, 1], vertical_alignment="center")
+    with audio:
+        if shown.audio_path and Path(shown.audio_path).is_file():
+            path = Path(shown.audio_path)
+            st.audio(
+                path.read_bytes(),
+                format=_MEDIA_TYPES.get(path.suffix.lower(), "audio/wav"),
+            )
+    with download:
+        st.download_button(
+            "Download result (JSON)",
+            result_json(shown),
+            file_name=f"auscult-{Path(shown.name).stem}-{r.label}.json",
+            mime="application/json",
+            icon=":material/download:",
+            key=f"{key}-json",
+            on_click="ignore",
+        )
+    st.caption(f"{DISCLAIMER} Model {r.model_version}.")
+
+
+# --------------------------------------------------------------------------------------
+# pages
+# --------------------------------------------------------------------------------------
+def page_analyze() -> None:
+    settings = get_settings()
+    st.title("Analyze a heart sound")
+    analyzer, problem = load_analyzer(settings)
+    if problem:
+        st.error(f"The model is not available: {problem}", icon=":material/error:")
+        return
+    store = load_store(settings)
+
+    upload_col, demo_col = st.columns(2, gap="large")
+    with upload_col:
+        uploaded = st.file_uploader(
+            "Upload a recording (WAV, FLAC, MP3, OGG, M4A/MP4, WebM)",
+            type=list(UPLOAD_TYPES),
+            key="upload",
+            max_upload_size=max(1, settings.max_upload_bytes // (1024 * 1024)),
+        )
+        if uploaded is not None and uploaded.file_id != st.session_state.upload_done:
+            st.session_state.upload_done = uploaded.file_id
+            analyse_into_session(
+                lambda: analyse_upload(
+                    uploaded.getvalue(), uploaded.name, analyzer=analyzer, store=store,
+                    settings=settings,
+                ),
+                uploaded.name,
+            )  # fmt: skip
+    with demo_col:
+        demos = demo_recordings(settings)
+        if demos:
+            choice = st.selectbox(
+                "…or try a demo recording",
+                range(len(demos)),
+                format_func=lambda i: demos[i].title,
+                key="demo_choice",
+            )
+            if st.button("Analyse demo", icon=":material/play_arrow:", type="primary"):
+                demo = demos[choice]
+                st.session_state.upload_done = uploaded.file_id if uploaded is not None else None
+                analyse_into_session(
+                    lambda: analyse_file(
+                        demo.path,
+                        analyzer=analyzer,
+                        store=store,
+                        reference=demo.reference,
+                    ),
+                    demo.path.name,
+                )
+        else:
+            st.caption("No demo recordings are available.")
+
+    if st.session_state.upload_error:
+        name, message = st.session_state.upload_error
+        st.error(f"**{name}** cannot be analysed: {message}", icon=":material/error:")
+    elif st.session_state.current is not None:
+        st.divider()
+        render_result(st.session_state.current, settings, key="analyze")
+    else:
+        st.info(
+            "Upload a recording of 10–30 s taken at the aortic, pulmonic, tricuspid or mitral "
+            "site, or record one with the phone (Phone inbox page).",
+            icon=":material/info:",
+        )
+
+
+def analyse_into_session(action, name: str) -> None:
+    """Run an analysis; put its result or its human error message in the session."""
+    started = time.perf_counter()
+    try:
+        with st.spinner(f"Analysing {name}…"):
+            st.session_state.current = action()
+        st.session_state.upload_error = None
+        log.info("analysed %s in %.2f s", name, time.perf_counter() - started)
+    except InvalidAudioError as exc:
+        st.session_state.current, st.session_state.upload_error = None, (name, str(exc))
+    except AuscultError as exc:
+        st.session_state.current, st.session_state.upload_error = None, (name, str(exc))
+    except Exception as exc:  # the app keeps working whatever the file does
+        log.exception("analysis of %s failed", name)
+        st.session_state.current = None
+        st.session_state.upload_error = (
+            name,
+            f"unexpected error ({type(exc).__name__}: {exc})",
+        )
+
+
+_DOTS = {"normal": "🟢", "abnormal": "🔴", "unsure": "🟠", "error": "⚪", "pending": "🔵"}
+_PERCENT_COLUMN = st.column_config.ProgressColumn(
+    "probability", format="%.0f%%", min_value=0.0, max_value=100.0
+)
+
+
+def _label_cell(label: str | None) -> str:
+    """A table cell with a coloured dot; failed analyses read "failed"."""
+    if not label:
+        return ""
+    word = {"error": "failed", "pending": "analysing"}.get(label, label)
+    return f"{_DOTS.get(label, '')} {word}"
+
+
+def _status_text(entry: Entry) -> str:
+    colours = {"normal": "green", "abnormal": "red", "unsure": "orange"}
+    if entry.status == "done" and entry.label:
+        return f":{colours.get(entry.label, 'gray')}[**{entry.label}**]"
+    if entry.status == "error":
+        return ":gray[**failed**]"
+    return ":blue[analysing…]"
+
+
+def inbox_entries(store: Store, limit: int = 8) -> list[Entry]:
+    rows = [e for src in INBOX_SOURCES for e in store.entries(source=src, limit=limit)]
+    return sorted(rows, key=lambda e: e.id, reverse=True)[:limit]
+
+
+@st.fragment(run_every=POLL_S)
+def inbox_feed() -> None:
+    """Polls the store and the inbox folder; opens a newly analysed recording."""
+    settings = get_settings()
+    store = load_store(settings)
+    analyzer, problem = load_analyzer(settings)
+    poll_inbox(store, analyzer, settings)
+    entries = inbox_entries(store)
+    if problem:
+        st.error(f"Recordings arrive but cannot be analysed: {problem}")
+    if not entries:
+        st.caption(":material/hourglass_empty: Waiting for the first recording…")
+        return
+    newest_done = next((e for e in entries if e.status != "pending"), None)
+    if newest_done is not None and newest_done.id > (st.session_state.inbox_seen or 0):
+        st.session_state.inbox_seen = newest_done.id
+        st.session_state.phone_shown = newest_done.id
+        st.rerun(scope="app")  # draw the result view outside this fragment
+    for entry in entries:
+        c1, c2, c3, c4 = st.columns([2.2, 1.2, 3.6, 0.9], vertical_alignment="center")
+        c1.markdown(f"{local_time(entry.created_at)[11:]} · {entry.source}")
+        c2.markdown(entry.site or "—")
+        c3.markdown(
+            _status_text(entry) + (f" — {entry.error}" if entry.error else ""),
+        )
+        if entry.status == "done" and c4.button("Open", key=f"open-{entry.id}", type="tertiary"):
+            st.session_state.phone_shown = entry.id
+            st.rerun(scope="app")
+
+
+def page_phone() -> None:
+    settings = get_settings()
+    st.title("Phone inbox")
+    qr_col, inbox_col = st.columns([1, 2.2], gap="large")
+    with qr_col:
+        if settings.recorder_url:
+            try:
+                from qr_generator import qr_png
+
+                st.image(qr_png(settings.recorder_url, scale=6), width=230)
+            except Exception:  # a missing QR library still leaves the address
+                log.exception("QR code failed")
+            st.markdown("**Scan with the phone** to open the recording page.")
+            st.code(settings.recorder_url, language=None, wrap_lines=True)
+            st.caption(
+                "Accept the certificate warning once. Pick the site, press Record; the "
+                "recording appears here within a second."
+            )
+        else:
+            st.info(
+                "The phone recording page is not running. Start Auscult with "
+                "`python launcher.py` to pair a phone with a QR code.",
+                icon=":material/smartphone:",
+            )
+        st.caption(f"Audio files copied into `{settings.inbox_dir}` are analysed too.")
+    if st.session_state.inbox_seen is None:  # open what arrives from now on
+        done = [e.id for e in inbox_entries(load_store(settings)) if e.status != "pending"]
+        st.session_state.inbox_seen = max(done, default=0)
+    with inbox_col:
+        st.subheader("Latest recordings")
+        inbox_feed()
+
+    entry_id = st.session_state.phone_shown
+    if entry_id is not None:
+        entry = load_store(settings).get(entry_id)
+        shown = shown_from_entry(entry, settings) if entry else None
+        if shown is not None:
+            st.divider()
+            render_result(shown, settings, key="phone")
+
+
+def page_batch() -> None:
+    settings = get_settings()
+    st.title("Batch analysis")
+    analyzer, problem = load_analyzer(settings)
+    if problem:
+        st.error(f"The model is not available: {problem}", icon=":material/error:")
+        return
+    store = load_store(settings)
+    st.caption(
+        "Many recordings at once. Every result is kept in History; the CSV has the same "
+        "columns as `scripts/batch_predict.py`: path, probability, label, duration_s, error."
+    )
+    files = st.file_uploader(
+        "Recordings",
+        type=list(UPLOAD_TYPES),
+        accept_multiple_files=True,
+        key="batch_files",
+    )
+    with st.expander("…or a folder on this computer"):
+        folder = st.text_input("Folder (searched recursively)", key="batch_folder")
+        run_folder = st.button("Analyse folder", key="batch_folder_go")
+    run_files = st.button(
+        f"Analyse {len(files)} file{'s' if len(files) != 1 else ''}" if files else "Analyse",
+        type="primary",
+        disabled=not files,
+        icon=":material/play_arrow:",
+    )
+    items: list[Any] | None = None
+    if run_files and files:
+        items = [(f.name, f.getvalue()) for f in files]
+    elif run_folder:
+        path = Path(folder.strip()).expanduser()
+        if not folder.strip() or not path.is_dir():
+            st.session_state.batch_error = f"{folder!r} is not a folder on this computer"
+        else:
+            items = audio_paths([path])
+            if not items:
+                st.session_state.batch_error = f"no audio files found in {path}"
+    if items:
+        st.session_state.batch_error = None
+        bar = st.progress(0.0, text=f"0 of {len(items)}")
+
+        def progress(done: int, total: int, row: BatchRow) -> None:
+            bar.progress(done / total, text=f"{done} of {total} · {Path(row.path).name}")
+
+        st.session_state.batch_rows = run_batch(
+            items, analyzer=analyzer, store=store, settings=settings, progress=progress
+        )
+        bar.empty()
+
+    if st.session_state.batch_error:
+        st.error(st.session_state.batch_error, icon=":material/error:")
+    rows: list[BatchRow] | None = st.session_state.batch_rows
+    if rows:
+        counts = {
+            lab: sum(r.label == lab for r in rows) for lab in ("normal", "abnormal", "unsure")
+        }
+        failed = sum(not r.ok for r in rows)
+        cols = st.columns(4)
+        cols[0].metric("Normal", counts["normal"])
+        cols[1].metric("Abnormal", counts["abnormal"])
+        cols[2].metric("Unsure", counts["unsure"])
+        cols[3].metric("Failed", failed)
+        st.dataframe(
+            [
+                r.csv_values()
+                | {
+                    "probability": None if r.probability is None else 100 * r.probability,
+                    "label": _label_cell(r.label),
+                }
+                for r in rows
+            ],
+            hide_index=True,
+            column_config={
+                "probability": _PERCENT_COLUMN,
+                "error": st.column_config.TextColumn("error", width="large"),
+            },
+        )
+        st.download_button(
+            "Download CSV",
+            csv_text(rows),
+            file_name=f"auscult-batch-{datetime.now():%Y%m%d-%H%M}.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            on_click="ignore",
+        )
+        st.caption(DISCLAIMER)
+
+
+def page_history() -> None:
+    settings = get_settings()
+    st.title("History")
+    store = load_store(settings)
+    f1, f2, _ = st.columns([1, 1, 2])
+    source = f1.selectbox("Source", ("all", *SOURCES), key="hist_source")
+    label = f2.selectbox(
+        "Result", ("all", "normal", "abnormal", "unsure", "failed"), key="hist_label"
+    )
+    entries = store.entries(
+        source=None if source == "all" else source,
+        label=None if label in ("all", "failed") else label,
+        status="error" if label == "failed" else None,
+    )
+    if not entries:
+        st.info("No analyses yet." if source == label == "all" else "Nothing matches the filter.")
+        return
+    st.dataframe(
+        [
+            {
+                "id": e.id,
+                "time": local_time(e.created_at),
+                "source": e.source,
+                "site": e.site or "",
+                "file": e.filename,
+                "result": _label_cell(e.label if e.status == "done" else e.status),
+                "probability": None if e.probability is None else 100 * e.probability,
+                "duration_s": e.duration_s,
+                "error": e.error or "",
+            }
+            for e in entries
+        ],
+        hide_index=True,
+        column_config={
+            "probability": _PERCENT_COLUMN,
+            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
+        },
+        height=min(400, 38 + 35 * len(entries)),
+    )
+    by_id = {e.id: e for e in entries}
+    pick, open_col, delete_col = st.columns([3, 0.6, 0.6], vertical_alignment="bottom")
+    chosen = pick.selectbox(
+        "Entry",
+        list(by_id),
+        format_func=lambda i: f"#{i} · {local_time(by_id[i].created_at)} · {by_id[i].filename}",
+        key="hist_pick",
+    )
+    if open_col.button("Open", icon=":material/open_in_new:", type="primary", key="hist_open"):
+        st.session_state.history_shown = chosen
+    with delete_col.popover("Delete", icon=":material/delete:"):
+        st.markdown(f"Delete entry #{chosen}? Audio the app saved is deleted too.")
+        if st.button("Delete for good", type="primary", key="hist_delete"):
+            delete_entry(by_id[chosen], store, settings)
+            if st.session_state.history_shown == chosen:
+                st.session_state.history_shown = None
+            st.rerun()
+
+    shown_id = st.session_state.history_shown
+    entry = store.get(shown_id) if shown_id is not None else None
+    if entry is not None:
+        st.divider()
+        if entry.status == "error":
+            st.error(f"**{entry.filename}** could not be analysed: {entry.error}")
+        elif entry.status == "pending":
+            st.info(f"**{entry.filename}** is waiting for analysis (open the Phone inbox).")
+        else:
+            render_result(shown_from_entry(entry, settings), settings, key="history")
+
+
+_METRIC_COLUMNS = {
+    name: st.column_config.NumberColumn(name, format="%.2f") for name in ("Se", "Sp", "MAcc", "AUC")
+}
+
+
+def _metrics_rows(table: dict[str, Any], first: str) -> list[dict[str, Any]]:
+    rows = []
+    for name, m in table.items():
+        if not isinstance(m, dict):
+            continue
+        rows.append(
+            {
+                first: f"training-{name}" if len(name) == 1 else name,
+                "records": m.get("n"),
+                "abnormal": m.get("n_abnormal"),
+                "Se": m.get("sensitivity"),
+                "Sp": m.get("specificity"),
+                "MAcc": m.get("macc"),
+                "AUC": m.get("auc"),
+            }
+        )
+    return rows
+
+
+def page_model() -> None:
+    settings = get_settings()
+    st.title("Model card")
+    try:
+        from auscult.runner import load_metadata
+
+        meta = load_metadata(settings)
+    except AuscultError as exc:
+        st.error(str(exc))
+        meta = {}
+    training = meta.get("training", {})
+    metrics = meta.get("metrics", {})
+    records = training.get("records", {})
+    c = st.columns(4)
+    c[0].metric("Version", meta.get("version", "—"))
+    c[1].metric("Decision threshold", f"{meta['threshold']:.0%}" if "threshold" in meta else "—")
+    c[2].metric("Training records", sum(records.values()) if records else "—")
+    c[3].metric("Trained", str(training.get("date", "—"))[:10])
+
+    left, right = st.columns([1.2, 1], gap="large")
+    with left:
+        st.subheader("How well it works")
+        splits = {k: metrics[k] for k in ("validation", "test") if isinstance(metrics.get(k), dict)}
+        if splits:
+            st.dataframe(
+                _metrics_rows(splits, "split"), hide_index=True, column_config=_METRIC_COLUMNS
+            )
+        else:
+            st.caption("No validation or test metrics in models/metadata.json.")
+        per_db = metrics.get("test_per_database") or {}
+        if per_db:
+            st.markdown("**Test set, per PhysioNet database**")
+            st.dataframe(
+                _metrics_rows(per_db, "database"), hide_index=True, column_config=_METRIC_COLUMNS
+            )
+        lodo = metrics.get("lodo") or {}
+        st.markdown("**Leave-one-database-out** (trained without the database, tested on it)")
+        if lodo:
+            st.dataframe(
+                _metrics_rows(lodo, "held-out database"),
+                hide_index=True,
+                column_config=_METRIC_COLUMNS,
+            )
+        else:
+            st.caption("Not computed for this model yet.")
+        st.caption(
+            "Se: abnormal recordings called abnormal. Sp: normal recordings called normal. "
+            "MAcc: their mean (the PhysioNet 2016 score). AUC: ranking quality, 0.5 = chance."
+        )
+    with right:
+        st.subheader("Intended use and limits")
+        st.markdown(
+            "- **Decision support, not a diagnosis.** A trained clinician decides.\n"
+            "- Trained on the **PhysioNet/CinC 2016** heart-sound recordings, made with "
+            "electronic stethoscopes, mostly of adults.\n"
+            "- **Phone recordings are outside the training distribution**: treat their results "
+            "with extra care and record again when unsure.\n"
+            "- **Not validated for children or neonates.**\n"
+            "- Says *normal* or *abnormal* for the whole recording; it does not name the "
+            "lesion. Too noisy recordings are called *unsure*, not abnormal."
+        )
+        data = training.get("data")
+        if data:
+            split = training.get("split", {})
+            st.markdown(
+                f"**Training data:** {data}. Records used: "
+                + ", ".join(f"{k} {v}" for k, v in records.items())
+                + (f"; split by {split['by']}, seed {split.get('seed')}" if "by" in split else "")
+                + "."
+            )
+        if "threshold_rule" in meta:
+            st.markdown(f"**Threshold:** {meta['threshold_rule']}.")
+
+    pictures = sorted((settings.models_dir / "evaluation").glob("*.png"))
+    if pictures:
+        st.subheader("Evaluation")
+        cols = st.columns(min(3, len(pictures)))
+        for i, pic in enumerate(pictures):
+            cols[i % len(cols)].image(str(pic), caption=pic.stem.replace("_", " "), width="stretch")
+
+
+# --------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------
+PAGES = {
+    "analyze": (page_analyze, "Analyze", ":material/graphic_eq:"),
+    "phone": (page_phone, "Phone inbox", ":material/smartphone:"),
+    "batch": (page_batch, "Batch", ":material/library_music:"),
+    "history": (page_history, "History", ":material/history:"),
+    "model": (page_model, "Model", ":material/info:"),
+}
+
+
+#: Less empty space above the page title; the top navigation already frames the page.
+_CSS = "<style>.block-container{padding-top:3.2rem;padding-bottom:2rem}</style>"
+
+
+def main() -> None:
+    st.set_page_config(page_title="Auscult", page_icon="🫀", layout="wide")
+    st.html(_CSS)
+    init_session()
+    start = st.session_state.page if st.session_state.page in PAGES else "analyze"
+    pages = [
+        st.Page(fn, title=title, icon=icon, url_path=key, default=key == start)
+        for key, (fn, title, icon) in PAGES.items()
+    ]
+    page = st.navigation(pages, position="top")
+    page.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""Figures for the result view: pictures a clinician would rather look at than read.
+
+Pure functions returning :class:`matplotlib.figure.Figure` objects, built without pyplot
+(no global state, safe in a multi-threaded server) and without any UI import:
+
+- :func:`analysis_figure` — three panels on one time axis: the waveform with every stretch
+  shaded by the probability of the analysis windows covering it, the log-mel spectrogram,
+  and the per-window probability timeline with the decision threshold;
+- :func:`waveform_figure`, :func:`spectrogram_figure`, :func:`timeline_figure` — the same
+  panels one at a time;
+- :func:`gauge_figure` — the record-level probability against the threshold;
+- :func:`figure_png` — render a figure to PNG bytes (for caching and downloads).
+
+Colours: green below the threshold (normal), red above it (abnormal), amber for "unsure".
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Wedge
+
+from auscult.reading import percent_pair
+
+__all__ = [
+    "LABEL_COLOURS",
+    "analysis_figure",
+    "figure_png",
+    "gauge_figure",
+    "probability_colour",
+    "spectrogram_figure",
+    "timeline_figure",
+    "waveform_figure",
+]
+
+#: One colour per label, used by the plots and the app's result card.
+LABEL_COLOURS = {"normal": "#2b8a3e", "abnormal": "#c92a2a", "unsure": "#e8890c"}
+_GREEN, _RED, _AMBER = (
+    LABEL_COLOURS["normal"],
+    LABEL_COLOURS["abnormal"],
+    LABEL_COLOURS["unsure"],
+)
+_INK = "#343a40"  # text and waveform
+_MUTED = "#868e96"  # axes, grid and secondary text
+_GRID = "#e9ecef"
+_PROB_CMAP = LinearSegmentedColormap.from_list(
+    "auscult_probability", ["#40c057", "#d8f5a2", "#fff3bf", "#ffc9c9", "#e03131"]
+)
+_MAX_WAVE_BINS = 3000  # min/max envelope bins: enough for any screen, fast for 10 minutes
+
+
+def _norm(threshold: float) -> TwoSlopeNorm:
+    """Colour scale with its neutral point at the decision threshold."""
+    return TwoSlopeNorm(vmin=0.0, vcenter=float(np.clip(threshold, 0.02, 0.98)), vmax=1.0)
+
+
+def probability_colour(probability: float, threshold: float) -> tuple[float, float, float, float]:
+    """RGBA colour of a probability: green below the threshold, red above, pale near it."""
+    return _PROB_CMAP(_norm(threshold)(float(np.clip(probability, 0.0, 1.0))))
+
+
+def _style(ax: Axes) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color(_MUTED)
+    ax.tick_params(colors=_MUTED, labelsize=8, length=3)
+    ax.yaxis.label.set_color(_MUTED)
+    ax.xaxis.label.set_color(_MUTED)
+    ax.title.set_color(_INK)
+
+
+def _title(ax: Axes, text: str) -> None:
+    ax.set_title(text, loc="left", fontsize=10, color=_INK, pad=4)
+
+
+def _covering_segments(
+    starts: np.ndarray, window_s: float, probs: np.ndarray
+) -> list[tuple[float, float, float]]:
+    """Split time at every window edge; each piece gets the mean probability of its windows."""
+    edges = np.unique(np.r_[starts, starts + window_s])
+    segments = []
+    for a, b in itertools.pairwise(edges):
+        mid = (a + b) / 2
+        covering = probs[(starts <= mid) & (mid < starts + window_s)]
+        if covering.size:
+            segments.append((float(a), float(b), float(covering.mean())))
+    return segments
+
+
+def _time_extent(n_samples: int, rate: int, starts: np.ndarray, window_s: float) -> float:
+    end = n_samples / rate
+    if starts.size:
+        end = max(end, float(starts[-1]) + window_s)
+    return end
+
+
+def draw_waveform(
+    ax: Axes,
+    signal: np.ndarray,
+    rate: int,
+    window_starts_s: Sequence[float],
+    window_s: float,
+    window_probabilities: Sequence[float],
+    threshold: float,
+) -> None:
+    """Waveform (min/max envelope) over background bands coloured by window probability."""
+    x = np.asarray(signal, dtype=np.float32)
+    starts = np.asarray(window_starts_s, dtype=np.float64)
+    probs = np.asarray(window_probabilities, dtype=np.float64)
+    norm = _norm(threshold)
+    for a, b, p in _covering_segments(starts, window_s, probs):
+        ax.axvspan(a, b, color=_PROB_CMAP(norm(p)), alpha=0.55, lw=0, zorder=0)
+    if x.size:
+        n_bins = min(_MAX_WAVE_BINS, x.size)
+        per_bin = x.size // n_bins
+        trimmed = x[: n_bins * per_bin].reshape(n_bins, per_bin)
+        t = (np.arange(n_bins) + 0.5) * per_bin / rate
+        ax.fill_between(t, trimmed.min(axis=1), trimmed.max(axis=1), color=_INK, lw=0.4, zorder=2)
+        peak = float(np.percentile(np.abs(x), 99.9)) or 1.0
+        ax.set_ylim(-1.1 * peak, 1.1 * peak)
+    ax.set_yticks([])
+    ax.set_xlim(0, _time_extent(x.size, rate, starts, window_s))
+    _style(ax)
+    ax.spines["left"].set_visible(False)
+
+
+def draw_spectrogram(
+    ax: Axes,
+    features: np.ndarray,
+    hop_s: float,
+    band_hz: tuple[float, float],
+    xlim: float | None = None,
+) -> None:
+    """Log-mel spectrogram ``(n_mels, n_frames)`` on a seconds axis, frequency in Hz.
+
+    Below 1 kHz the (Slaney) mel scale is linear in Hz, so the bands can be drawn evenly
+    between ``band_hz``.
+    """
+    f = np.asarray(features, dtype=np.float32)
+    # The median as the floor hides the noise between beats; heart sounds stand out dark.
+    lo, hi = np.percentile(f, [50, 99.5]) if f.size else (0.0, 1.0)
+    ax.imshow(
+        f,
+        origin="lower",
+        aspect="auto",
+        cmap="bone_r",
+        vmin=lo,
+        vmax=hi if hi > lo else lo + 1,
+        extent=(0.0, f.shape[1] * hop_s, band_hz[0], band_hz[1]),
+        interpolation="nearest",
+        zorder=1,
+    )
+    ax.set_ylabel("Hz", fontsize=8)
+    ax.set_yticks([t for t in (100, 250, 500, 750) if band_hz[0] < t < band_hz[1]])
+    if xlim is not None:
+        ax.set_xlim(0, xlim)
+    _style(ax)
+
+
+def draw_timeline(
+    ax: Axes,
+    window_starts_s: Sequence[float],
+    window_s: float,
+    window_probabilities: Sequence[float],
+    threshold: float,
+    xlim: float | None = None,
+) -> None:
+    """Each window's probability as a bar spanning its time, a line through the centres."""
+    starts = np.asarray(window_starts_s, dtype=np.float64)
+    probs = np.asarray(window_probabilities, dtype=np.float64)
+    norm = _norm(threshold)
+    ax.axhspan(threshold, 1.0, color=_RED, alpha=0.06, lw=0, zorder=0)
+    ax.axhspan(0.0, threshold, color=_GREEN, alpha=0.06, lw=0, zorder=0)
+    centres = starts + window_s / 2
+    if probs.size:
+        ax.plot(centres, probs, color=_MUTED, lw=1.0, zorder=2)
+        ax.hlines(probs, starts, starts + window_s, colors=[_PROB_CMAP(norm(p)) for p in probs],
+                  lw=6, alpha=0.9, zorder=3, capstyle="butt")  # fmt: skip
+        colours = [_RED if p >= threshold else _GREEN for p in probs]
+        ax.scatter(
+            centres,
+            probs,
+            c=colours,
+            s=26,
+            zorder=4,
+            edgecolors="white",
+            linewidths=0.8,
+        )
+    ax.axhline(threshold, color=_INK, lw=1.1, ls=(0, (4, 3)), zorder=3)
+    right = xlim if xlim is not None else (float(starts[-1]) + window_s if starts.size else 1.0)
+    ax.text(right, threshold, f" threshold {threshold:.0%}", va="center", ha="left",
+            fontsize=8, color=_INK, clip_on=False)  # fmt: skip
+    ax.set_ylim(0, 1)
+    ax.set_yticks([0, 0.5, 1])
+    ax.set_yticklabels(["0%", "50%", "100%"])
+    ax.set_xlim(0, right)
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.grid(axis="y", color=_GRID, lw=0.6, zorder=0)
+    _style(ax)
+
+
+def analysis_figure(
+    signal: np.ndarray,
+    rate: int,
+    features: np.ndarray,
+    hop_s: float,
+    band_hz: tuple[float, float],
+    window_starts_s: Sequence[float],
+    window_s: float,
+    window_probabilities: Sequence[float],
+    threshold: float,
+    *,
+    width_in: float = 11.0,
+) -> Figure:
+    """Waveform, spectrogram and probability timeline stacked on one shared time axis.
+
+    Parameters
+    ----------
+    signal
+        ``(n_samples,)`` prepared signal at ``rate`` Hz (``ModelInput.signal``).
+    features
+        ``(n_mels, n_frames)`` log-mel features of the whole recording, one frame per
+        ``hop_s`` seconds (``ModelInput.features``).
+    window_starts_s, window_probabilities
+        ``(n_windows,)`` start time in seconds and probability of "abnormal" of each window.
+    """
+    starts = np.asarray(window_starts_s, dtype=np.float64)
+    end = _time_extent(len(signal), rate, starts, window_s)
+    fig = Figure(figsize=(width_in, 5.6), layout="constrained")
+    ax_wave, ax_spec, ax_time = fig.subplots(
+        3, 1, sharex=True, gridspec_kw={"height_ratios": [1.15, 1.0, 0.95]}
+    )
+    draw_waveform(ax_wave, signal, rate, starts, window_s, window_probabilities, threshold)
+    _title(ax_wave, "Heart sound — shaded by how abnormal each stretch looks to the model")
+    draw_spectrogram(ax_spec, features, hop_s, band_hz, xlim=end)
+    _title(ax_spec, "Frequency content (log-mel spectrogram)")
+    draw_timeline(ax_time, starts, window_s, window_probabilities, threshold, xlim=end)
+    _title(ax_time, f"Probability of an abnormal sound, per {window_s:g} s window")
+    for ax in (ax_wave, ax_spec):
+        ax.tick_params(labelbottom=False)
+    return fig
+
+
+def waveform_figure(
+    signal: np.ndarray,
+    rate: int,
+    window_starts_s: Sequence[float],
+    window_s: float,
+    window_probabilities: Sequence[float],
+    threshold: float,
+    *,
+    width_in: float = 11.0,
+) -> Figure:
+    """The waveform panel alone."""
+    fig = Figure(figsize=(width_in, 2.0), layout="constrained")
+    ax = fig.subplots()
+    draw_waveform(ax, signal, rate, window_starts_s, window_s, window_probabilities, threshold)
+    ax.set_xlabel("time (s)", fontsize=8)
+    return fig
+
+
+def spectrogram_figure(
+    features: np.ndarray,
+    hop_s: float,
+    band_hz: tuple[float, float],
+    *,
+    width_in: float = 11.0,
+) -> Figure:
+    """The log-mel spectrogram panel alone."""
+    fig = Figure(figsize=(width_in, 2.0), layout="constrained")
+    ax = fig.subplots()
+    draw_spectrogram(ax, features, hop_s, band_hz)
+    ax.set_xlabel("time (s)", fontsize=8)
+    return fig
+
+
+def timeline_figure(
+    window_starts_s: Sequence[float],
+    window_s: float,
+    window_probabilities: Sequence[float],
+    threshold: float,
+    *,
+    width_in: float = 11.0,
+) -> Figure:
+    """The per-window probability timeline alone."""
+    fig = Figure(figsize=(width_in, 2.0), layout="constrained")
+    ax = fig.subplots()
+    draw_timeline(ax, window_starts_s, window_s, window_probabilities, threshold)
+    return fig
+
+
+def gauge_figure(probability: float, threshold: float, label: str) -> Figure:
+    """A half-dial from 0 to 100 %: green below the threshold, red above, needle at ``probability``.
+
+    For ``label == "unsure"`` the needle is amber: the number is shown but not to be trusted.
+    """
+    p = float(np.clip(probability, 0.0, 1.0))
+    t = float(np.clip(threshold, 0.0, 1.0))
+    fig = Figure(figsize=(3.4, 2.1), layout="constrained")
+    ax = fig.subplots()
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+    def angle(v: float) -> float:  # 0 → 180°, 1 → 0°
+        return 180.0 * (1.0 - v)
+
+    ax.add_patch(Wedge((0, 0), 1.0, angle(t), 180, width=0.22, color=_GREEN, alpha=0.85))
+    ax.add_patch(Wedge((0, 0), 1.0, 0, angle(t), width=0.22, color=_RED, alpha=0.85))
+    a = np.deg2rad(angle(t))
+    ax.plot([0.74 * np.cos(a), 1.04 * np.cos(a)], [0.74 * np.sin(a), 1.04 * np.sin(a)],
+            color=_INK, lw=1.5)  # fmt: skip
+    needle = LABEL_COLOURS.get(label, _INK) if label == "unsure" else _INK
+    a = np.deg2rad(angle(p))
+    ax.plot([0, 0.82 * np.cos(a)], [0, 0.82 * np.sin(a)], color=needle, lw=3,
+            solid_capstyle="round")  # fmt: skip
+    ax.add_patch(Wedge((0, 0), 0.07, 0, 360, color=needle))
+    p_text, t_text = percent_pair(p, t)
+    ax.text(0, -0.2, p_text, ha="center", va="top", fontsize=20, fontweight="bold",
+            color=LABEL_COLOURS.get(label, _INK))  # fmt: skip
+    ax.text(-1.0, -0.08, "0%", ha="center", va="top", fontsize=8, color=_MUTED)
+    ax.text(1.0, -0.08, "100%", ha="center", va="top", fontsize=8, color=_MUTED)
+    ax.text(1.06 * np.cos(np.deg2rad(angle(t))), 1.06 * np.sin(np.deg2rad(angle(t))) + 0.04,
+            f"threshold {t_text}", ha="center", va="bottom", fontsize=8, color=_INK)  # fmt: skip
+    ax.set_xlim(-1.15, 1.15)
+    ax.set_ylim(-0.55, 1.25)
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """Render a figure to PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()
