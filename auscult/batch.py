@@ -74,9 +74,7 @@ class BatchRow:
         """The row as the CSV contract spells it (empty strings for missing values)."""
         return {
             "path": self.path,
-            "probability": ""
-            if self.probability is None
-            else f"{self.probability:.4f}",
+            "probability": "" if self.probability is None else f"{self.probability:.4f}",
             "label": self.label,
             "duration_s": "" if self.duration_s is None else f"{self.duration_s:.2f}",
             "error": self.error,
@@ -106,9 +104,7 @@ def analyze_one(item: BatchItem, analyzer: Analyzer) -> BatchRow:
             None,
             f"could not analyse this file ({type(exc).__name__}: {exc})",
         )
-    return BatchRow(
-        name, result.probability, result.label, result.duration_s, "", result
-    )
+    return BatchRow(name, result.probability, result.label, result.duration_s, "", result)
 
 
 def analyze_many(
@@ -155,9 +151,7 @@ def audio_paths(
             out.extend(
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and p.suffix.lower() in wanted
-                and not p.name.startswith(".")
+                if p.is_file() and p.suffix.lower() in wanted and not p.name.startswith(".")
             )
         else:
             out.append(path)

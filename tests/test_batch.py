@@ -66,18 +66,23 @@ def test_broken_file_gets_error_row_and_the_run_goes_on(tmp_path):
         progress=lambda done, total, row: seen.append((done, total, row.path)),
     )
     assert [r.ok for r in rows] == [True, False, False, True, False]
-    assert seen[-1][:2] == (5, 5) and len(seen) == 5
-    assert rows[0].label == "normal" and rows[0].duration_s == pytest.approx(5.0)
+    assert seen[-1][:2] == (5, 5)
+    assert len(seen) == 5
+    assert rows[0].label == "normal"
+    assert rows[0].duration_s == pytest.approx(5.0)
     assert "not a readable audio" in rows[1].error
     assert "0.5 s" in rows[2].error
-    assert rows[3].path == "mem.wav" and rows[3].ok
+    assert rows[3].path == "mem.wav"
+    assert rows[3].ok
     assert "empty" in rows[4].error
-    assert rows[1].probability is None and rows[1].label == ""
+    assert rows[1].probability is None
+    assert rows[1].label == ""
 
 
 def test_unexpected_exception_becomes_a_row(tmp_path):
     row = analyze_one(_wav(tmp_path / "a.wav"), ExplodingAnalyzer())
-    assert not row.ok and "disk on fire" in row.error
+    assert not row.ok
+    assert "disk on fire" in row.error
 
 
 def test_csv_text_has_header_and_empty_cells_for_errors():
@@ -120,6 +125,4 @@ def test_real_analyzer_on_demo_set(tmp_path):
     rows = analyze_many(paths, analyzer)
     assert all(r.ok for r in rows)
     assert all(r.label in {"normal", "abnormal", "unsure"} for r in rows)
-    assert all(
-        r.result is not None and r.result.duration_s == r.duration_s for r in rows
-    )
+    assert all(r.result is not None and r.result.duration_s == r.duration_s for r in rows)

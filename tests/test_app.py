@@ -1,0 +1,447 @@
+"""The desktop analyzer: every page under AppTest, and the actions it is built from.
+
+AppTest cannot drive ``st.file_uploader``, so uploads are tested through the action the
+page calls (``app.analyse_upload``, fed bytes); the page's own analyse path is driven through
+the demo picker, the batch folder input and the inbox folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import app
+from auscult.analyzer import Analyzer
+from auscult.errors import InvalidAudioError
+from auscult.store import Store
+from config import PROJECT_ROOT, Settings, get_settings
+
+APP = str(PROJECT_ROOT / "app.py")
+PAGES = ("analyze", "phone", "batch", "history", "model")
+TIMEOUT = 30  # seconds per AppTest run; the first one loads the model
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer(settings=Settings())
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Settings:
+    """Point the app (through AUSCULT_WORK_DIR) at an empty work folder."""
+    work_dir = tmp_path / "work"
+    monkeypatch.setenv("AUSCULT_WORK_DIR", str(work_dir))
+    for name in ("AUSCULT_RECORDER_URL", "AUSCULT_PAIRING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def no_physionet(monkeypatch, tmp_path):
+    """Demos from the synthetic set only: keeps the demo list small and data-independent."""
+    monkeypatch.setenv("AUSCULT_DATA_DIR", str(tmp_path / "no-data"))
+    get_settings.cache_clear()
+
+
+def run_page(page: str, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["page"] = page
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def heart_wav(path: Path, wav_bytes, heart_8k, seconds: float = 12.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(wav_bytes(heart_8k[: int(seconds * 8000)], 8000))
+    old = time.time() - 5  # settled: not being copied any more
+    os.utime(path, (old, old))
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# every page renders
+# --------------------------------------------------------------------------------------
+TITLES = {
+    "analyze": "Analyze a heart sound",
+    "phone": "Phone inbox",
+    "batch": "Batch analysis",
+    "history": "History",
+    "model": "Model card",
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_exception(work, no_physionet, page):
+    at = run_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == [TITLES[page]]
+    assert not at.error
+
+
+def test_first_render_is_fast_once_the_model_is_cached(work, no_physionet):
+    run_page("analyze")  # loads the model and writes the demo set
+    started = time.perf_counter()
+    at = run_page("analyze")
+    assert not at.exception
+    assert time.perf_counter() - started < 2.0
+
+
+# --------------------------------------------------------------------------------------
+# Analyze
+# --------------------------------------------------------------------------------------
+def test_demo_analysis_shows_result_card_and_is_stored(work, no_physionet):
+    at = run_page("analyze")
+    demo = at.selectbox(key="demo_choice")
+    murmur = next(i for i in demo.options if "murmur" in str(i))
+    demo.set_value(demo.options.index(murmur))
+    at.button[0].click()
+    at.run()
+    assert not at.exception
+    body = texts(at)
+    assert "auscult-card" in body
+    assert any(h in body for h in (">Normal<", ">Abnormal<", ">Unsure<"))
+    assert "Decision support, not a diagnosis" in body
+    assert "Next step" in body
+    labels = {m.label for m in at.metric}
+    assert {"Probability abnormal", "Heart rate", "Recording quality", "Duration"} <= labels
+    assert at.get("download_button"), "JSON download is offered"
+    assert len(at.get("image")) >= 2  # gauge and plots
+    entries = Store(work.db_path).entries()
+    assert [(e.source, e.status) for e in entries] == [("demo", "done")]
+
+
+def test_upload_error_is_shown_and_the_app_keeps_working(work, no_physionet):
+    at = run_page("analyze", upload_error=("broken.wav", "the upload is empty (0 bytes)"))
+    assert "the upload is empty" in at.error[0].value
+    at.button[0].click()  # analyse a demo afterwards: the error goes, a result comes
+    at.run()
+    assert not at.exception
+    assert not at.error
+    assert "auscult-card" in texts(at)
+
+
+BAD_INPUTS = {
+    "empty": (lambda wav, x: b"", "empty"),
+    "corrupt": (
+        lambda wav, x: wav(x, 8000)[:60] + b"\x00garbage" * 50,
+        "not a readable|ends early|0.0 s long",
+    ),
+    "not audio": (lambda wav, x: b"%PDF-1.4 this is a document, not audio" * 40, "not a readable"),
+    "silent": (lambda wav, x: wav(np.zeros(8000 * 10, np.float32), 8000), "silent"),
+    "0.5 s": (lambda wav, x: wav(x[:4000], 8000), r"0\.5 s long"),
+    "20 min": (lambda wav, x: wav(np.tile(x[::4], 60), 2000), "20.0 minutes"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_upload_raises_human_message_and_stores_nothing(
+    case, settings, analyzer, wav_bytes, heart_8k
+):
+    make, message = BAD_INPUTS[case]
+    store = Store(settings.db_path)
+    with pytest.raises(InvalidAudioError, match=message):
+        app.analyse_upload(
+            make(wav_bytes, heart_8k), f"{case}.wav", analyzer=analyzer, store=store,
+            settings=settings,
+        )  # fmt: skip
+    assert store.entries() == []
+    assert not settings.uploads_dir.exists() or not any(settings.uploads_dir.iterdir())
+
+
+def test_96khz_stereo_upload_is_analysed_with_a_warning(settings, analyzer, wav_bytes, heart_8k):
+    from scipy.signal import resample_poly
+
+    x = resample_poly(heart_8k[: 8000 * 10], 12, 1).astype(np.float32)
+    stereo = np.stack([x, 0.8 * x], axis=1)
+    store = Store(settings.db_path)
+    shown = app.analyse_upload(
+        wav_bytes(stereo, 96000), "stereo.wav", analyzer=analyzer, store=store, settings=settings
+    )
+    assert shown.result.sample_rate == 96000
+    assert shown.result.channels == 2
+    assert any("mono" in w for w in shown.result.warnings)
+    assert Path(shown.audio_path).parent == settings.uploads_dir
+    assert Path(shown.audio_path).name != "stereo.wav"  # the server chooses the name
+    entry = store.get(shown.entry_id)
+    assert entry.source == "upload"
+    assert entry.filename == "stereo.wav"
+
+
+def test_upload_is_fast(settings, analyzer, wav_bytes, heart_8k):
+    data = wav_bytes(np.tile(heart_8k, 2)[: 30 * 8000], 8000)
+    store = Store(settings.db_path)
+    app.analyse_upload(data, "warm.wav", analyzer=analyzer, store=store, settings=settings)
+    started = time.perf_counter()
+    app.analyse_upload(data, "30s.wav", analyzer=analyzer, store=store, settings=settings)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_result_json_round_trips(settings, analyzer, wav_bytes, heart_8k):
+    store = Store(settings.db_path)
+    shown = app.analyse_upload(
+        wav_bytes(heart_8k, 8000), "a.wav", analyzer=analyzer, store=store, settings=settings
+    )
+    data = json.loads(app.result_json(shown))
+    assert data["result"]["label"] == shown.result.label
+    assert data["disclaimer"].startswith("Decision support, not a diagnosis")
+    assert data["reading"]["next_step"]
+
+
+# --------------------------------------------------------------------------------------
+# Phone inbox
+# --------------------------------------------------------------------------------------
+def test_phone_page_shows_the_launchers_qr_code(work, no_physionet, monkeypatch):
+    url = "https://192.168.1.20:8503/?t=abc123"
+    monkeypatch.setenv("AUSCULT_RECORDER_URL", url)
+    get_settings.cache_clear()
+    at = run_page("phone")
+    assert not at.exception
+    assert len(at.get("image")) >= 1
+    assert any(url in c.value for c in at.code)
+
+
+def test_phone_page_without_launcher_explains_how_to_pair(work, no_physionet):
+    at = run_page("phone")
+    assert "launcher.py" in texts(at)
+
+
+def test_dropped_file_is_analysed_and_opened(work, no_physionet, wav_bytes, heart_8k):
+    at = run_page("phone")  # page open: nothing in the inbox yet
+    assert "Waiting for the first recording" in texts(at)
+    heart_wav(work.inbox_dir / "dropped.wav", wav_bytes, heart_8k)
+    at.run()
+    assert not at.exception
+    entries = Store(work.db_path).entries()
+    assert [(e.source, e.filename, e.status) for e in entries] == [("inbox", "dropped.wav", "done")]
+    assert "auscult-card" in texts(at), "the new recording opens in the result view"
+
+
+def test_inbox_failure_is_stored_with_its_message_and_the_audio_kept(work, no_physionet):
+    work.inbox_dir.mkdir(parents=True)
+    bad = work.inbox_dir / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wave file")
+    os.utime(bad, (time.time() - 5, time.time() - 5))
+    at = run_page("phone")
+    assert not at.exception
+    (entry,) = Store(work.db_path).entries()
+    assert entry.status == "error"
+    assert "not a readable audio" in entry.error
+    assert bad.exists()
+    assert "failed" in texts(at)
+
+
+def test_scan_inbox_skips_hidden_fresh_and_known_files(settings, wav_bytes, heart_8k):
+    store = Store(settings.db_path)
+    inbox = settings.inbox_dir
+    heart_wav(inbox / "a.wav", wav_bytes, heart_8k)
+    heart_wav(inbox / ".b.part", wav_bytes, heart_8k)
+    heart_wav(inbox / "notes.txt", wav_bytes, heart_8k)
+    fresh = inbox / "c.wav"
+    fresh.write_bytes(wav_bytes(heart_8k, 8000))  # still being copied
+    assert len(app.scan_inbox(store, settings)) == 1
+    assert app.scan_inbox(store, settings) == []  # known now
+    old = time.time() - 5
+    os.utime(fresh, (old, old))
+    assert len(app.scan_inbox(store, settings)) == 1
+    assert {e.filename for e in store.pending()} == {"a.wav", "c.wav"}
+
+
+def test_pending_phone_recording_is_analysed(settings, analyzer, wav_bytes, heart_8k):
+    from auscult.inbox import deliver_recording
+
+    store = Store(settings.db_path)
+    delivery = deliver_recording(
+        wav_bytes(heart_8k, 8000), store=store, site="mitral", settings=settings
+    )
+    assert app.poll_inbox(store, analyzer, settings) == [delivery.entry_id]
+    entry = store.get(delivery.entry_id)
+    assert entry.status == "done"
+    assert entry.site == "mitral"
+    shown = app.shown_from_entry(entry, settings)
+    assert shown.model_input is not None
+    assert shown.site == "mitral"
+
+
+# --------------------------------------------------------------------------------------
+# Batch
+# --------------------------------------------------------------------------------------
+def test_batch_folder_one_broken_file_the_rest_go_on(
+    work, no_physionet, tmp_path, wav_bytes, heart_8k, murmur_8k
+):
+    folder = tmp_path / "recordings"
+    heart_wav(folder / "a.wav", wav_bytes, heart_8k)
+    heart_wav(folder / "b.wav", wav_bytes, murmur_8k)
+    (folder / "c.wav").write_bytes(b"not audio")
+    at = run_page("batch")
+    at.text_input(key="batch_folder").set_value(str(folder))
+    at.button(key="batch_folder_go").click()
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["path"]) == [str(folder / n) for n in ("a.wav", "b.wav", "c.wav")]
+    assert table["error"].iloc[2]
+    assert not table["error"].iloc[0]
+    assert {m.label: m.value for m in at.metric}["Failed"] == "1"
+    assert at.get("download_button")
+    entries = Store(work.db_path).entries(source="batch")
+    assert sorted(e.status for e in entries) == ["done", "done", "error"]
+
+
+def test_batch_folder_that_does_not_exist(work, no_physionet, tmp_path):
+    at = run_page("batch")
+    at.text_input(key="batch_folder").set_value(str(tmp_path / "nope"))
+    at.button(key="batch_folder_go").click()
+    at.run()
+    assert not at.exception
+    assert "is not a folder" in at.error[0].value
+
+
+def test_run_batch_keeps_uploaded_audio_and_stores_every_row(
+    settings, analyzer, wav_bytes, heart_8k
+):
+    store = Store(settings.db_path)
+    seen = []
+    rows = app.run_batch(
+        [("a.wav", wav_bytes(heart_8k, 8000)), ("empty.wav", b"")],
+        analyzer=analyzer, store=store, settings=settings,
+        progress=lambda done, total, row: seen.append(done),
+    )  # fmt: skip
+    assert [r.ok for r in rows] == [True, False]
+    assert seen == [1, 2]
+    entries = {e.filename: e for e in store.entries(source="batch")}
+    assert Path(entries["a.wav"].audio_path).is_file()
+    assert entries["empty.wav"].status == "error"
+    assert "empty" in entries["empty.wav"].error
+
+
+# --------------------------------------------------------------------------------------
+# History
+# --------------------------------------------------------------------------------------
+@pytest.fixture
+def history(work, analyzer, wav_bytes, heart_8k):
+    store = app.load_store(work)  # the same connection the app uses
+    up = app.analyse_upload(
+        wav_bytes(heart_8k, 8000), "kept.wav", analyzer=analyzer, store=store, settings=work
+    )
+    store.record(source="batch", filename="bad.wav", error="the upload is empty (0 bytes)")
+    return store, up
+
+
+def test_history_lists_filters_and_reopens(history, no_physionet):
+    _store, up = history
+    at = run_page("history")
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 2
+    at.selectbox(key="hist_source").set_value("upload")
+    at.run()
+    assert list(at.dataframe[0].value["file"]) == ["kept.wav"]
+    at.selectbox(key="hist_source").set_value("all")
+    at.selectbox(key="hist_label").set_value("failed")
+    at.run()
+    assert list(at.dataframe[0].value["file"]) == ["bad.wav"]
+    at.selectbox(key="hist_label").set_value("all")
+    at.run()
+    at.selectbox(key="hist_pick").set_value(up.entry_id)
+    at.button(key="hist_open").click()
+    at.run()
+    assert not at.exception
+    assert "auscult-card" in texts(at)
+    assert len(at.get("image")) >= 1
+
+
+def test_history_survives_a_restart(history):
+    store, up = history
+    again = Store(store.path)  # a new process opens the same database
+    assert again.get(up.entry_id).result["label"] == up.result.label
+
+
+def test_history_delete_removes_entry_and_owned_audio(history, no_physionet):
+    store, up = history
+    at = run_page("history")
+    at.selectbox(key="hist_pick").set_value(up.entry_id)
+    at.button(key="hist_delete").click()
+    at.run()
+    assert not at.exception
+    assert store.get(up.entry_id) is None
+    assert not Path(up.audio_path).exists()
+    assert len(at.dataframe[0].value) == 1
+
+
+def test_deleted_inbox_file_is_not_registered_again(settings, wav_bytes, heart_8k):
+    store = Store(settings.db_path)
+    heart_wav(settings.inbox_dir / "x.wav", wav_bytes, heart_8k)
+    (entry_id,) = app.scan_inbox(store, settings)
+    app.delete_entry(store.get(entry_id), store, settings)
+    assert app.scan_inbox(store, settings) == []
+
+
+def test_reopen_without_audio_shows_result_without_plots(settings, analyzer, wav_bytes, heart_8k):
+    store = Store(settings.db_path)
+    up = app.analyse_upload(
+        wav_bytes(heart_8k, 8000), "gone.wav", analyzer=analyzer, store=store, settings=settings
+    )
+    Path(up.audio_path).unlink()
+    shown = app.shown_from_entry(store.get(up.entry_id), settings)
+    assert shown.model_input is None
+    assert shown.result == up.result
+
+
+# --------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------
+def test_model_page_shows_metrics_and_limits(work, no_physionet):
+    at = run_page("model")
+    assert not at.exception
+    body = texts(at)
+    assert "Not validated for children or neonates" in body
+    assert "Phone recordings are outside the training distribution" in body
+    assert len(at.dataframe) >= 1
+    assert {"Se", "Sp", "MAcc", "AUC"} <= set(at.dataframe[0].value.columns)
+
+
+def test_missing_model_is_a_clear_error_and_other_pages_work(
+    work, no_physionet, tmp_path, monkeypatch
+):
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    monkeypatch.setenv("AUSCULT_MODELS_DIR", str(empty))
+    get_settings.cache_clear()
+    at = run_page("analyze")
+    assert not at.exception
+    assert "model" in at.error[0].value.lower()
+    assert not run_page("history").exception
+    assert not run_page("model").exception
+
+
+def test_demo_list_labels_physionet_records(settings, physionet_dir):
+    demos = app.find_demo_recordings(dataclasses.replace(settings, data_dir=physionet_dir))
+    refs = {d.reference for d in demos if d.reference}
+    assert refs == {"normal", "abnormal"}
+    assert any(d.title.startswith("Synthetic") for d in demos)
+    assert all(d.path.is_file() for d in demos)
+
+
+def test_demo_list_without_synthetic_module_still_works(settings, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "auscult.synthetic", None)  # import fails
+    demos = app.find_demo_recordings(dataclasses.replace(settings, data_dir=Path("/nonexistent")))
+    assert demos == []
+    shutil.rmtree(settings.work_dir, ignore_errors=True)

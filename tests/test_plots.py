@@ -1,0 +1,95 @@
+"""Result-view figures: pure matplotlib, right panels, right colours, any recording length."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+
+from auscult import plots
+from config import PROJECT_ROOT
+
+RATE, HOP_S, BAND = 8000, 0.02, (25.0, 950.0)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def inputs(seconds: float, n_windows: int, probs=None):
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal(int(seconds * RATE)).astype(np.float32)
+    features = rng.standard_normal((32, int(seconds / HOP_S) + 1)).astype(np.float32)
+    starts = np.arange(n_windows) * 2.0
+    probs = np.linspace(0.1, 0.9, n_windows) if probs is None else np.asarray(probs)
+    return signal, features, starts, probs
+
+
+def test_plots_module_imports_no_ui_code():
+    code = "import auscult.plots, sys; print('streamlit' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == "False"
+
+
+def test_analysis_figure_has_three_panels_on_one_time_axis():
+    signal, features, starts, probs = inputs(20.0, 9)
+    fig = plots.analysis_figure(signal, RATE, features, HOP_S, BAND, starts, 4.0, probs, 0.5)
+    assert isinstance(fig, Figure)
+    wave, spec, timeline = fig.axes[:3]
+    assert wave.get_xlim() == spec.get_xlim() == timeline.get_xlim() == (0.0, 20.0)
+    assert timeline.get_ylim() == (0.0, 1.0)
+    # the threshold line is drawn at the threshold
+    assert any(np.allclose(line.get_ydata(), 0.5) for line in timeline.get_lines())
+    assert plots.figure_png(fig).startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize(("seconds", "n_windows"), [(3.0, 1), (4.0, 1), (600.0, 299)])
+def test_any_length_from_padded_to_ten_minutes(seconds, n_windows):
+    signal, features, starts, probs = inputs(seconds, n_windows)
+    fig = plots.analysis_figure(signal, RATE, features, HOP_S, BAND, starts, 4.0, probs, 0.6)
+    # a padded recording (shorter than one window) still shows the whole window
+    assert fig.axes[0].get_xlim()[1] == pytest.approx(max(seconds, starts[-1] + 4.0))
+    assert plots.figure_png(fig, dpi=40).startswith(PNG_MAGIC)
+
+
+def test_waveform_is_shaded_by_window_probability():
+    signal, _, starts, _ = inputs(8.0, 3)
+    fig = plots.waveform_figure(signal, RATE, starts, 4.0, [0.05, 0.5, 0.95], threshold=0.5)
+    spans = [p for p in fig.axes[0].patches]
+    assert len(spans) >= 3  # one band per stretch between window edges
+    first, last = spans[0].get_facecolor(), spans[-1].get_facecolor()
+    assert first[1] > first[0], "low probability is green"
+    assert last[0] > last[1], "high probability is red"
+
+
+def test_probability_colour_turns_at_the_threshold():
+    green = plots.probability_colour(0.0, 0.7)
+    red = plots.probability_colour(1.0, 0.7)
+    assert green[1] > green[0]
+    assert red[0] > red[1]
+    below, above = plots.probability_colour(0.65, 0.7), plots.probability_colour(0.75, 0.7)
+    assert below[1] >= below[0] - 0.05
+    assert above[0] > above[1]
+
+
+@pytest.mark.parametrize("label", ["normal", "abnormal", "unsure"])
+def test_gauge_shows_probability_in_the_label_colour(label):
+    fig = plots.gauge_figure(0.649, 0.653, label)
+    texts = {t.get_text(): t for t in fig.axes[0].texts}
+    # whole percents would read "65% vs 65%": a decimal tells them apart
+    assert "64.9%" in texts
+    assert "threshold 65.3%" in texts
+    assert to_rgb(texts["64.9%"].get_color()) == to_rgb(plots.LABEL_COLOURS[label])
+
+
+def test_single_panels_are_figures():
+    _signal, features, starts, probs = inputs(10.0, 4)
+    assert isinstance(plots.spectrogram_figure(features, HOP_S, BAND), Figure)
+    assert isinstance(plots.timeline_figure(starts, 4.0, probs, 0.5), Figure)
+
+
+def test_silent_features_do_not_break_the_colour_scale():
+    fig = plots.spectrogram_figure(np.zeros((32, 100), np.float32), HOP_S, BAND)
+    assert plots.figure_png(fig, dpi=40).startswith(PNG_MAGIC)
