@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Settings", "get_settings", "PROJECT_ROOT", "ENV_PREFIX"]
+__all__ = ["ENV_PREFIX", "PROJECT_ROOT", "Settings", "get_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 ENV_PREFIX = "AUSCULT_"
@@ -110,11 +110,11 @@ class Settings:
     @property
     def window_frames(self) -> int:
         """Frames per model window."""
-        return int(round(self.window_s * self.sample_rate / self.hop_length))
+        return round(self.window_s * self.sample_rate / self.hop_length)
 
     @property
     def window_hop_frames(self) -> int:
-        return int(round(self.window_hop_s * self.sample_rate / self.hop_length))
+        return round(self.window_hop_s * self.sample_rate / self.hop_length)
 
     def preprocessing(self) -> dict[str, float | int]:
         """Every constant the front end uses, as stored in ``models/metadata.json``."""
@@ -161,4 +161,3 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return settings_from_env()
-

@@ -20,7 +20,7 @@ from auscult.quality import Quality, assess_quality
 from auscult.runner import ModelRunner
 from config import Settings, get_settings
 
-__all__ = ["AnalysisResult", "Analysis", "Analyzer", "LABELS", "record_probability"]
+__all__ = ["LABELS", "Analysis", "AnalysisResult", "Analyzer", "record_probability"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ def record_probability(window_probabilities: np.ndarray) -> float:
     return float(np.mean(window_probabilities))
 
 
-def _reason(label: str, n_abnormal: int, n_windows: int, quality: Quality, min_quality: float) -> str:
+def _reason(
+    label: str, n_abnormal: int, n_windows: int, quality: Quality, min_quality: float
+) -> str:
     if label == "unsure":
         return (
             f"recording quality is too low to judge (quality {quality.score:.2f}, needs "

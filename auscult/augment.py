@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AugmentParams", "augment_record", "random_eq", "add_noise", "time_stretch", "mask"]
+__all__ = ["AugmentParams", "add_noise", "augment_record", "mask", "random_eq", "time_stretch"]
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,18 @@ def random_eq(db: np.ndarray, rng: np.random.Generator, params: AugmentParams) -
     return db + curve[:, None].astype(np.float32)
 
 
-def add_noise(db: np.ndarray, rng: np.random.Generator, params: AugmentParams, top_db: float) -> np.ndarray:
+def add_noise(
+    db: np.ndarray, rng: np.random.Generator, params: AugmentParams, top_db: float
+) -> np.ndarray:
     """Add coloured, slowly fluctuating noise in the power domain at a random SNR."""
     n_mels, n_frames = db.shape
     power = np.power(10.0, db / 10.0, dtype=np.float64)
     colour = rng.uniform(-1.0, 2.0)  # 0 white, 1 pink, 2 brown
     shape = (np.arange(1, n_mels + 1) / n_mels) ** (-colour)
-    shape *= np.power(10.0, np.interp(np.arange(n_mels), np.linspace(0, n_mels - 1, 4), rng.uniform(-4, 4, 4)) / 10)
+    shape *= np.power(
+        10.0,
+        np.interp(np.arange(n_mels), np.linspace(0, n_mels - 1, 4), rng.uniform(-4, 4, 4)) / 10,
+    )
     snr = rng.uniform(*params.snr_db)
     shape *= power.mean() * n_mels / shape.sum() * 10 ** (-snr / 10)
     drift = np.power(10.0, np.cumsum(rng.normal(0, 0.15, n_frames)).clip(-4, 4) / 10)
@@ -64,7 +69,7 @@ def time_stretch(db: np.ndarray, rng: np.random.Generator, params: AugmentParams
     """Stretch or squeeze time (heart-rate change) by linear interpolation of frames."""
     factor = rng.uniform(*params.stretch)
     n = db.shape[1]
-    m = max(2, int(round(n * factor)))
+    m = max(2, round(n * factor))
     src = np.linspace(0, n - 1, m)
     lo = np.floor(src).astype(int)
     hi = np.minimum(lo + 1, n - 1)

@@ -26,7 +26,7 @@ from auscult.datasets import LabelledRecord
 from auscult.errors import AuscultError
 from config import Settings, get_settings
 
-__all__ = ["CachedRecord", "record_features", "build_cache", "write_cache", "load_cache"]
+__all__ = ["CachedRecord", "build_cache", "load_cache", "record_features", "write_cache"]
 
 MANIFEST_FIELDS = ("name", "database", "label", "path", "offset", "n_frames", "duration_s")
 
@@ -62,10 +62,12 @@ def build_cache(
             results = list(tqdm(pool.map(_features_job, jobs, chunksize=16), **progress))
     else:
         results = [_features_job(job) for job in tqdm(jobs, **progress)]
-    return [CachedRecord(r, f, d) for r, (f, d) in zip(records, results)]
+    return [CachedRecord(r, f, d) for r, (f, d) in zip(records, results, strict=False)]
 
 
-def write_cache(folder: Path, cached: Sequence[CachedRecord], settings: Settings | None = None) -> None:
+def write_cache(
+    folder: Path, cached: Sequence[CachedRecord], settings: Settings | None = None
+) -> None:
     """Write features, manifest and preprocessing constants into ``folder``."""
     s = settings or get_settings()
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,10 +77,18 @@ def write_cache(folder: Path, cached: Sequence[CachedRecord], settings: Settings
     with open(folder / "manifest.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(MANIFEST_FIELDS)
-        for c, offset in zip(cached, offsets):
+        for c, offset in zip(cached, offsets, strict=False):
             r = c.record
             writer.writerow(
-                [r.name, r.database, r.label, str(r.path), int(offset), c.features.shape[1], f"{c.duration_s:.3f}"]
+                [
+                    r.name,
+                    r.database,
+                    r.label,
+                    str(r.path),
+                    int(offset),
+                    c.features.shape[1],
+                    f"{c.duration_s:.3f}",
+                ]
             )
     (folder / "preprocessing.json").write_text(json.dumps(s.preprocessing(), indent=2) + "\n")
 
@@ -88,7 +98,9 @@ def load_cache(folder: Path, settings: Settings | None = None) -> list[CachedRec
     s = settings or get_settings()
     config_path = folder / "preprocessing.json"
     if not config_path.exists():
-        raise AuscultError(f"no feature cache at {folder}; run `python scripts/fast_batch_process.py`")
+        raise AuscultError(
+            f"no feature cache at {folder}; run `python scripts/fast_batch_process.py`"
+        )
     if json.loads(config_path.read_text()) != s.preprocessing():
         raise AuscultError(
             f"the feature cache at {folder} was built with other preprocessing constants; "
@@ -99,6 +111,10 @@ def load_cache(folder: Path, settings: Settings | None = None) -> list[CachedRec
     with open(folder / "manifest.csv", newline="") as f:
         for row in csv.DictReader(f):
             offset, n = int(row["offset"]), int(row["n_frames"])
-            record = LabelledRecord(row["name"], row["database"], Path(row["path"]), int(row["label"]))
-            cached.append(CachedRecord(record, stacked[:, offset : offset + n], float(row["duration_s"])))
+            record = LabelledRecord(
+                row["name"], row["database"], Path(row["path"]), int(row["label"])
+            )
+            cached.append(
+                CachedRecord(record, stacked[:, offset : offset + n], float(row["duration_s"]))
+            )
     return cached

@@ -16,11 +16,11 @@ import numpy as np
 from auscult.errors import AuscultError
 
 __all__ = [
+    "AUDIO_SUFFIXES",
     "LabelledRecord",
+    "lodo_folds",
     "read_physionet",
     "split_records",
-    "lodo_folds",
-    "AUDIO_SUFFIXES",
 ]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -44,7 +44,9 @@ def _audio_path(folder: Path, name: str) -> Path | None:
     return None
 
 
-def read_physionet(root: Path | str, databases: Iterable[str] | None = None) -> list[LabelledRecord]:
+def read_physionet(
+    root: Path | str, databases: Iterable[str] | None = None
+) -> list[LabelledRecord]:
     """Every labelled record under ``root/training-*/REFERENCE.csv`` whose audio exists.
 
     Labels follow the official convention in the file (1 abnormal, -1 normal) and are
@@ -69,7 +71,9 @@ def read_physionet(root: Path | str, databases: Iterable[str] | None = None) -> 
                     continue
                 name, raw = row[0].strip(), row[1].strip()
                 if raw not in {"1", "-1"}:
-                    raise AuscultError(f"{folder}/REFERENCE.csv: label {raw!r} for {name} is not 1 or -1")
+                    raise AuscultError(
+                        f"{folder}/REFERENCE.csv: label {raw!r} for {name} is not 1 or -1"
+                    )
                 path = _audio_path(folder, name)
                 if path is not None:
                     records.append(LabelledRecord(name, database, path, int(raw == "1")))
@@ -96,7 +100,7 @@ def split_records(
         members = strata[key]
         order = rng.permutation(len(members))
         cuts = np.round(bounds * len(members)).astype(int)
-        for part, idx in zip(parts, np.split(order, cuts)):
+        for part, idx in zip(parts, np.split(order, cuts), strict=False):
             part.extend(members[i] for i in idx)
     return [sorted(p, key=lambda r: r.name) for p in parts]
 

@@ -14,11 +14,11 @@ import numpy as np
 __all__ = [
     "BinaryMetrics",
     "binary_metrics",
-    "roc_auc",
-    "roc_curve",
-    "pr_curve",
     "choose_threshold",
     "plot_curves",
+    "pr_curve",
+    "roc_auc",
+    "roc_curve",
 ]
 
 
@@ -132,7 +132,9 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, min_sensitivity: fl
     return float((chosen + lower.max()) / 2) if lower.size else float(chosen)
 
 
-def plot_curves(y_true: np.ndarray, scores: np.ndarray, threshold: float, out_dir: Path, title: str = "") -> list[Path]:
+def plot_curves(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float, out_dir: Path, title: str = ""
+) -> list[Path]:
     """Write ROC, precision–recall and confusion-matrix PNGs; returns their paths."""
     import matplotlib
 
@@ -148,7 +150,7 @@ def plot_curves(y_true: np.ndarray, scores: np.ndarray, threshold: float, out_di
     ax.plot(fpr, tpr, color="#c0392b", lw=2, label=f"AUC {m.auc:.3f}")
     ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--")
     ax.scatter([1 - m.specificity], [m.sensitivity], color="#222", zorder=3,
-               label=f"threshold {threshold:.2f}: Se {m.sensitivity:.2f}, Sp {m.specificity:.2f}")  # fmt: skip
+               label=f"cut {threshold:.2f}: Se {m.sensitivity:.2f}, Sp {m.specificity:.2f}")  # fmt: skip
     ax.set(xlabel="1 − specificity", ylabel="sensitivity", title=f"ROC {title}".strip())
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

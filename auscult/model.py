@@ -31,7 +31,9 @@ def build_model(n_mels: int, n_frames: int, params: ModelParams = ModelParams())
     inputs = keras.Input(shape=(n_mels, n_frames, 1), name="log_mel")
     x = inputs
     for i, filters in enumerate(params.filters):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg, name=f"conv{i}")(x)
+        x = layers.Conv2D(
+            filters, 3, padding="same", use_bias=False, kernel_regularizer=reg, name=f"conv{i}"
+        )(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         if i < len(params.filters) - 1:

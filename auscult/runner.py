@@ -94,7 +94,7 @@ class ModelRunner:
         return str(self.metadata.get("version", "unknown"))
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        """Probabilities of "abnormal", shape ``(n_windows,)``, for windows ``(n, mels, frames)``."""
+        """P(abnormal) per window, shape ``(n,)``, for windows ``(n, n_mels, frames)``."""
         x = np.asarray(windows, dtype=np.float32)[..., None]
         with self._lock:
             if x.shape[0] != self._batch:

@@ -14,11 +14,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "Entry", "SOURCES", "SITES"]
+__all__ = ["SITES", "SOURCES", "Entry", "Store"]
 
 #: Where a recording came from.
 SOURCES = ("upload", "phone", "batch", "demo", "api", "inbox")
@@ -67,7 +67,7 @@ class Entry:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Store:
@@ -154,7 +154,9 @@ class Store:
         site: str | None = None,
     ) -> int:
         """Add a finished analysis (or failure) in one call; returns its id."""
-        entry_id = self.add_pending(source=source, filename=filename, audio_path=audio_path, site=site)
+        entry_id = self.add_pending(
+            source=source, filename=filename, audio_path=audio_path, site=site
+        )
         if result is not None:
             self.complete(entry_id, result)
         else:

@@ -24,7 +24,9 @@ from auscult.errors import AuscultError
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("paths", nargs="+", type=Path, help="audio files or folders")
     p.add_argument("--output", "-o", type=Path, required=True, help="CSV file to write")
     return p.parse_args()
@@ -47,7 +49,9 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_csv(rows, args.output)
     failed = sum(not row.ok for row in rows)
-    counts = {label: sum(row.label == label for row in rows) for label in ("normal", "abnormal", "unsure")}
+    counts = {
+        label: sum(row.label == label for row in rows) for label in ("normal", "abnormal", "unsure")
+    }
     print(
         f"{len(rows)} files: {counts['normal']} normal, {counts['abnormal']} abnormal, "
         f"{counts['unsure']} unsure, {failed} failed → {args.output}",

@@ -49,7 +49,9 @@ def unpack(archive: Path, out: Path) -> int:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=get_settings().data_dir)
     p.add_argument("--url", default=URL)
     args = p.parse_args()
@@ -59,12 +61,18 @@ def main() -> int:
         try:
             download(args.url, archive)
         except OSError as exc:
-            print(f"download failed ({exc}); check the network and run the command again", file=sys.stderr)
+            print(
+                f"download failed ({exc}); check the network and run the command again",
+                file=sys.stderr,
+            )
             return 1
         n = unpack(archive, args.out)
     missing = [d.name for d in args.out.glob("training-*") if not (d / "REFERENCE.csv").exists()]
     if n == 0 or missing:
-        print(f"the archive did not contain the expected layout (missing REFERENCE.csv in {missing})", file=sys.stderr)
+        print(
+            f"the archive did not contain the expected layout (missing REFERENCE.csv in {missing})",
+            file=sys.stderr,
+        )
         return 1
     print(f"{n} recordings in {args.out}; train with `make train`")
     return 0

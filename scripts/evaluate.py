@@ -30,11 +30,17 @@ from config import get_settings
 
 def parse_args() -> argparse.Namespace:
     s = get_settings()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=s.data_dir, help="folder with training-x/REFERENCE.csv")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-dir", type=Path, default=s.data_dir, help="folder with training-x/REFERENCE.csv"
+    )
     p.add_argument("--records", choices=("test", "validation", "all"), default="test",
-                   help="which records: the split's held-out test part (default), validation, or all")  # fmt: skip
-    p.add_argument("--out", type=Path, default=s.models_dir / "evaluation", help="folder for JSON and plots")
+                   help="the split's held-out test part (default), validation, or all")  # fmt: skip
+    p.add_argument(
+        "--out", type=Path, default=s.models_dir / "evaluation", help="folder for JSON and plots"
+    )
     p.add_argument("--limit", type=int, default=0, help="only the first N selected records")
     return p.parse_args()
 
@@ -97,7 +103,10 @@ def main() -> None:
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_curves(y, p, threshold, args.out, title=f"({args.records} records)")
 
-    print(f"{len(rows)} records ({args.records}), threshold {threshold:.3f}, {report['ms_per_record']} ms/record")
+    print(
+        f"{len(rows)} records ({args.records}), threshold {threshold:.3f}, "
+        f"{report['ms_per_record']} ms/record"
+    )
     print(f"{'':10} {'n':>5} {'Se':>6} {'Sp':>6} {'MAcc':>6} {'AUC':>6} {'F1':>6}")
     for name, m in [("overall", overall.as_dict()), ("judged", judged_only.as_dict())] + [
         (f"training-{db}", m) for db, m in per_db.items()

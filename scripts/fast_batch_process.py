@@ -1,6 +1,6 @@
 """Build the training feature cache with a process pool (same files as preprocess.py).
 
-    python scripts/fast_batch_process.py [--workers N] [--data-dir DIR] [--out DIR]
+python scripts/fast_batch_process.py [--workers N] [--data-dir DIR] [--out DIR]
 """
 
 from __future__ import annotations

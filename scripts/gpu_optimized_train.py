@@ -20,7 +20,7 @@ import json
 import os
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import _common
@@ -31,7 +31,13 @@ from auscult.datasets import lodo_folds, read_physionet, split_records
 from auscult.metrics import binary_metrics, choose_threshold
 from auscult.model import ModelParams
 from auscult.runner import sha256_of
-from auscult.training import TrainConfig, configure_devices, export_model, record_scores, train_model
+from auscult.training import (
+    TrainConfig,
+    configure_devices,
+    export_model,
+    record_scores,
+    train_model,
+)
 from config import Settings, get_settings
 
 SPLIT = (0.70, 0.15, 0.15)
@@ -53,21 +59,29 @@ class RunArgs:
 def parse_args() -> RunArgs:
     s = get_settings()
     defaults = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=s.models_dir, help="folder for model files + metadata")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--out", type=Path, default=s.models_dir, help="folder for model files + metadata"
+    )
     p.add_argument("--data-dir", type=Path, default=s.data_dir)
     p.add_argument("--cache", type=Path, default=s.cache_dir / "physionet2016")
     p.add_argument("--limit", type=int, default=0, help="use only N records (smoke runs)")
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--patience", type=int, default=defaults.patience)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--crops", type=int, default=defaults.crops_per_record, help="windows per record per epoch")
+    p.add_argument(
+        "--crops", type=int, default=defaults.crops_per_record, help="windows per record per epoch"
+    )
     p.add_argument("--lr", type=float, default=defaults.learning_rate)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--filters", type=str, default=",".join(map(str, defaults.model.filters)))
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--lodo", action="store_true", help="also run leave-one-database-out folds")
-    p.add_argument("--lodo-epochs", type=int, default=0, help="epochs per LODO fold (default: --epochs)")
+    p.add_argument(
+        "--lodo-epochs", type=int, default=0, help="epochs per LODO fold (default: --epochs)"
+    )
     a = p.parse_args()
     train = TrainConfig(
         seed=a.seed,
@@ -93,7 +107,7 @@ def load_features(args: RunArgs, settings: Settings) -> list[CachedRecord]:
         cached = [c for c in load_cache(args.cache, settings) if c.record.name in wanted]
         if len(cached) != len(wanted):
             raise ValueError(f"cache holds {len(cached)} of the {len(wanted)} records")
-    except Exception as exc:  # noqa: BLE001 — any unusable cache is rebuilt
+    except Exception as exc:
         print(f"building feature cache ({exc})")
         cached = build_cache(records, settings, workers=os.cpu_count() or 1)
         if not args.limit:  # a subset never replaces the full cache
@@ -126,10 +140,15 @@ def run_lodo(cached: list[CachedRecord], cfg: TrainConfig, settings: Settings) -
         print(f"LODO fold: hold out training-{db} ({len(te)} records), train on {len(tr)}")
         outcome = train_model(tr, va, cfg, settings)
         predict = keras_predictor(outcome.model)
-        threshold = choose_threshold(labels(va), record_scores(predict, va, settings), cfg.min_sensitivity)
+        threshold = choose_threshold(
+            labels(va), record_scores(predict, va, settings), cfg.min_sensitivity
+        )
         m = binary_metrics(labels(te), record_scores(predict, te, settings), threshold)
         results[db] = m.as_dict()
-        print(f"  training-{db}: Se {m.sensitivity:.3f} Sp {m.specificity:.3f} MAcc {m.macc:.3f} AUC {m.auc:.3f}")
+        print(
+            f"  training-{db}: Se {m.sensitivity:.3f} Sp {m.specificity:.3f} "
+            f"MAcc {m.macc:.3f} AUC {m.auc:.3f}"
+        )
     return results
 
 
@@ -160,7 +179,11 @@ def main() -> None:
     print(f"test:       {test_m.as_dict()}")
     train_seconds = time.perf_counter() - started
 
-    lodo = run_lodo(cached, dataclasses.replace(args.train, epochs=args.lodo_epochs), settings) if args.lodo else {}
+    lodo = (
+        run_lodo(cached, dataclasses.replace(args.train, epochs=args.lodo_epochs), settings)
+        if args.lodo
+        else {}
+    )
 
     files = export_model(outcome.model, args.out, settings.model_name)
     previous = {}
@@ -169,11 +192,12 @@ def main() -> None:
     if not lodo:
         lodo = previous.get("metrics", {}).get("lodo", {})
     metadata = {
-        "version": datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M"),
+        "version": datetime.now(UTC).strftime("%Y.%m.%d-%H%M"),
         "task": "record-level normal vs abnormal heart sound (PhysioNet/CinC 2016 labels)",
         "preprocessing": settings.preprocessing(),
         "threshold": threshold,
-        "threshold_rule": f"best MAcc on validation records with sensitivity >= {args.train.min_sensitivity}",
+        "threshold_rule": "best MAcc on validation records with sensitivity >= "
+        f"{args.train.min_sensitivity}",
         "aggregation": "mean of window probabilities",
         "metrics": {
             "validation": val_m.as_dict(),
@@ -184,13 +208,17 @@ def main() -> None:
         "training": {
             "data": "PhysioNet/CinC 2016 training set (developers' copy, 2,753 records)",
             "records": {"train": len(train), "validation": len(val), "test": len(test)},
-            "split": {"fractions": SPLIT, "seed": args.train.seed, "by": "record, stratified by database x label"},
+            "split": {
+                "fractions": SPLIT,
+                "seed": args.train.seed,
+                "by": "record, stratified by database x label",
+            },
             "epochs_run": outcome.epochs_run,
             "best_epoch": outcome.best_epoch,
             "seconds": round(train_seconds, 1),
             "device": device,
             "machine": f"{platform.machine()} {os.cpu_count()} cores",
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "history": outcome.history,
         },
         "params": dataclasses.asdict(args.train),
@@ -199,7 +227,10 @@ def main() -> None:
         },
     }
     (args.out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
-    print(f"wrote {', '.join(str(p) for p in files.values())} and metadata.json in {train_seconds:.0f} s")
+    print(
+        f"wrote {', '.join(str(p) for p in files.values())} and metadata.json "
+        f"in {train_seconds:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ from config import get_settings
 
 def parse_args(default_workers: int = 1) -> argparse.Namespace:
     s = get_settings()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data-dir", type=Path, default=s.data_dir, help="PhysioNet 2016 folder")
     p.add_argument("--out", type=Path, default=s.cache_dir / "physionet2016", help="cache folder")
     p.add_argument("--workers", type=int, default=default_workers, help="processes")

@@ -11,7 +11,10 @@ from auscult.errors import AuscultError
 
 
 def _fake_physionet(root: Path) -> None:
-    for db, rows in {"a": [("a0001", 1), ("a0002", -1)], "b": [("b0001", -1), ("b0002", 1)]}.items():
+    for db, rows in {
+        "a": [("a0001", 1), ("a0002", -1)],
+        "b": [("b0001", -1), ("b0002", 1)],
+    }.items():
         folder = root / f"training-{db}"
         folder.mkdir(parents=True)
         (folder / "REFERENCE.csv").write_text("".join(f"{n},{label}\n" for n, label in rows))
@@ -23,8 +26,10 @@ def _fake_physionet(root: Path) -> None:
 def test_reader_maps_official_labels_and_accepts_wav_and_flac(tmp_path):
     _fake_physionet(tmp_path)
     records = {r.name: r for r in read_physionet(tmp_path)}
-    assert records["a0001"].label == 1 and records["a0002"].label == 0
-    assert records["a0001"].path.suffix == ".wav" and records["a0002"].path.suffix == ".flac"
+    assert records["a0001"].label == 1
+    assert records["a0002"].label == 0
+    assert records["a0001"].path.suffix == ".wav"
+    assert records["a0002"].path.suffix == ".flac"
     assert records["b0002"].database == "b"
 
 
@@ -46,10 +51,14 @@ def test_split_is_by_record_disjoint_complete_and_stratified():
     records = _records()
     train, val, test = split_records(records, (0.7, 0.15, 0.15), seed=42)
     names = [{r.name for r in part} for part in (train, val, test)]
-    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+    assert not (names[0] & names[1])
+    assert not (names[0] & names[2])
+    assert not (names[1] & names[2])
     assert sum(len(n) for n in names) == len(records)
     for part in (val, test):
-        assert {(r.database, r.label) for r in part} == {(db, lab) for db in "abc" for lab in (0, 1)}
+        assert {(r.database, r.label) for r in part} == {
+            (db, lab) for db in "abc" for lab in (0, 1)
+        }
 
 
 def test_split_is_reproducible_with_its_seed_and_changes_with_another():
@@ -80,6 +89,15 @@ def test_shared_copy_has_the_documented_counts():
     if not root.exists():
         pytest.skip(f"PhysioNet data not found at {root}")
     records = read_physionet(root)
-    counts = {db: (sum(1 for r in records if r.database == db and not r.label),
-                   sum(1 for r in records if r.database == db and r.label)) for db in "abcdef"}  # fmt: skip
-    assert counts == {"a": (99, 248), "b": (328, 88), "c": (6, 20), "d": (23, 24), "e": (1664, 156), "f": (68, 29)}
+    counts = {
+        db: tuple(sum(1 for r in records if r.database == db and r.label == lab) for lab in (0, 1))
+        for db in "abcdef"
+    }
+    assert counts == {
+        "a": (99, 248),
+        "b": (328, 88),
+        "c": (6, 20),
+        "d": (23, 24),
+        "e": (1664, 156),
+        "f": (68, 29),
+    }

@@ -31,7 +31,8 @@ def test_sensitivity_specificity_and_confusion():
     s = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1])
     m = binary_metrics(y, s, 0.5)
     assert (m.tp, m.fn, m.tn, m.fp) == (3, 1, 5, 1)
-    assert m.sensitivity == 0.75 and m.specificity == pytest.approx(5 / 6)
+    assert m.sensitivity == 0.75
+    assert m.specificity == pytest.approx(5 / 6)
     assert m.macc == pytest.approx((0.75 + 5 / 6) / 2)
 
 

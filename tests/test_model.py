@@ -94,10 +94,12 @@ def test_trainer_runs_end_to_end_on_a_few_records(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["training"]["records"]["train"] > 0 and 0 < meta["threshold"] < 1
+    assert meta["training"]["records"]["train"] > 0
+    assert 0 < meta["threshold"] < 1
     import dataclasses
 
     settings = dataclasses.replace(get_settings(), models_dir=out)
     record = read_physionet(_data_dir())[0]
     result = Analyzer(settings=settings).analyze(record.path)
-    assert 0.0 <= result.probability <= 1.0 and result.window_probabilities
+    assert 0.0 <= result.probability <= 1.0
+    assert result.window_probabilities

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def test_batch_predict_writes_the_contract_and_survives_a_broken_file(tmp_path):
@@ -37,21 +39,25 @@ def test_batch_predict_writes_the_contract_and_survives_a_broken_file(tmp_path):
         assert reader.fieldnames == ["path", "probability", "label", "duration_s", "error"]
         rows = {Path(r["path"]).name: r for r in reader}
     assert set(rows) == {"good.wav", "broken.wav"}
-    assert rows["good.wav"]["label"] in {"normal", "abnormal", "unsure"} and not rows["good.wav"]["error"]
+    assert rows["good.wav"]["label"] in {"normal", "abnormal", "unsure"}
+    assert not rows["good.wav"]["error"]
     assert 0 <= float(rows["good.wav"]["probability"]) <= 1
-    assert rows["broken.wav"]["probability"] == "" and rows["broken.wav"]["label"] == ""
+    assert rows["broken.wav"]["probability"] == ""
+    assert rows["broken.wav"]["label"] == ""
     assert "not a readable audio recording" in rows["broken.wav"]["error"]
 
 
 def test_batch_predict_says_when_there_is_nothing_to_analyse(tmp_path):
     proc = _run("scripts/batch_predict.py", str(tmp_path), "--output", str(tmp_path / "r.csv"))
-    assert proc.returncode == 2 and "no audio files" in proc.stderr
+    assert proc.returncode == 2
+    assert "no audio files" in proc.stderr
 
 
 def test_phase1_validation_passes_on_the_committed_model():
     proc = _run("validation/phase1_validation.py")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "✔ model files" in proc.stdout and "✔ synthetic prediction" in proc.stdout
+    assert "✔ model files" in proc.stdout
+    assert "✔ synthetic prediction" in proc.stdout
 
 
 @pytest.mark.data

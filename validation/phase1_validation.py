@@ -55,7 +55,9 @@ def check_metadata() -> str:
 def check_preprocessing() -> str:
     s = get_settings()
     trained = json.loads(s.metadata_path.read_text())["preprocessing"]
-    differing = {k: (trained.get(k), v) for k, v in s.preprocessing().items() if trained.get(k) != v}
+    differing = {
+        k: (trained.get(k), v) for k, v in s.preprocessing().items() if trained.get(k) != v
+    }
     if differing:
         raise AssertionError(f"config.py differs from the model's preprocessing: {differing}")
     return f"{len(trained)} front-end constants match config.py"
@@ -66,7 +68,9 @@ def check_data() -> str:
 
     s = get_settings()
     if not s.data_dir.exists():
-        raise Skip(f"no PhysioNet folder at {s.data_dir} (set AUSCULT_DATA_DIR; not needed to run the app)")
+        raise Skip(
+            f"no PhysioNet folder at {s.data_dir} (set AUSCULT_DATA_DIR; not needed to run the app)"
+        )
     records = read_physionet(s.data_dir)
     abnormal = sum(r.label for r in records)
     return f"{len(records)} labelled records ({abnormal} abnormal) in {s.data_dir}"
@@ -77,9 +81,13 @@ def check_cache() -> str:
     folder = s.cache_dir / "physionet2016"
     config = folder / "preprocessing.json"
     if not config.exists():
-        raise Skip(f"no feature cache at {folder} (built by scripts/fast_batch_process.py when training)")
+        raise Skip(
+            f"no feature cache at {folder} (built by scripts/fast_batch_process.py when training)"
+        )
     if json.loads(config.read_text()) != s.preprocessing():
-        raise AssertionError(f"feature cache at {folder} is stale: rebuild with scripts/fast_batch_process.py")
+        raise AssertionError(
+            f"feature cache at {folder} is stale: rebuild with scripts/fast_batch_process.py"
+        )
     rows = sum(1 for _ in open(folder / "manifest.csv")) - 1
     return f"feature cache current: {rows} records"
 
@@ -123,7 +131,9 @@ def check_real_prediction() -> str:
 
 def check_no_tensorflow() -> str:
     if "tensorflow" in sys.modules:
-        raise AssertionError("TensorFlow was imported by the runtime path; the apps must use LiteRT only")
+        raise AssertionError(
+            "TensorFlow was imported by the runtime path; the apps must use LiteRT only"
+        )
     return "analysis ran without importing TensorFlow"
 
 
@@ -147,10 +157,14 @@ def main() -> int:
             print(f"  ✔ {name}: {check()}")
         except Skip as skip:
             print(f"  – {name}: skipped, {skip}")
-        except Exception as exc:  # noqa: BLE001 — every failure is reported, none stops the list
+        except Exception as exc:
             failed += 1
             print(f"  ✘ {name}: {exc}")
-    print(f"{len(CHECKS) - failed} of {len(CHECKS)} checks passed" if not failed else f"{failed} check(s) FAILED")
+    print(
+        f"{len(CHECKS) - failed} of {len(CHECKS)} checks passed"
+        if not failed
+        else f"{failed} check(s) FAILED"
+    )
     return 1 if failed else 0
 
 
