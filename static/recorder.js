@@ -21,9 +21,13 @@
   const CLIP_PEAK = 0.99;
   const RETRY_DELAYS_S = [1, 2, 4, 8, 15];
 
+  // Remembered choices; storage can be unavailable (private mode, old iOS): then not kept.
+  const remembered = (key) => { try { return localStorage.getItem(key); } catch (e) { return null; } };
+  const remember = (key, value) => { try { localStorage.setItem(key, value); } catch (e) { /* not kept */ } };
+
   const state = {
-    site: localStorage.getItem('auscult.site') || null,
-    seconds: Number(localStorage.getItem('auscult.seconds')) || 15,
+    site: SITE_NAMES[remembered('auscult.site')] ? remembered('auscult.site') : null,
+    seconds: [10, 15, 30].includes(Number(remembered('auscult.seconds'))) ? Number(remembered('auscult.seconds')) : 15,
     paired: null, // null unknown, true, false
     rec: null, // the recording in progress
     items: [], // recordings not yet confirmed, and the last confirmed ones
@@ -91,14 +95,14 @@
   function chooseSite(site) {
     if (state.rec) return;
     state.site = site;
-    localStorage.setItem('auscult.site', site);
+    remember('auscult.site', site);
     renderPickers();
   }
   document.querySelectorAll('[data-site]').forEach((b) => b.addEventListener('click', () => chooseSite(b.dataset.site)));
   document.querySelectorAll('[data-pt]').forEach((g) => g.addEventListener('click', () => chooseSite(g.dataset.pt)));
   document.querySelectorAll('[data-seconds]').forEach((b) => b.addEventListener('click', () => {
     state.seconds = Number(b.dataset.seconds);
-    localStorage.setItem('auscult.seconds', String(state.seconds));
+    remember('auscult.seconds', String(state.seconds));
     renderPickers();
   }));
 
@@ -162,16 +166,24 @@
     }
     showAlert('');
     setStatus('');
-    const AC = window.AudioContext || window.webkitAudioContext;
-    const ctx = new AC();
-    const resumed = ctx.resume(); // inside the tap: iOS only starts audio from a user gesture
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia(MIC_CONSTRAINTS);
-      await resumed;
     } catch (err) {
-      ctx.close();
       showAlert(micErrorMessage(err), true);
+      return;
+    }
+    // The audio context is made after the microphone is open: on iOS the hardware rate can
+    // change when capture starts, and a context made before it records at the wrong speed.
+    // An open microphone also lifts the autoplay rule, so the context may start here.
+    const AC = window.AudioContext || window.webkitAudioContext;
+    const ctx = new AC();
+    try {
+      await ctx.resume();
+    } catch (err) {
+      stream.getTracks().forEach((t) => t.stop());
+      ctx.close();
+      showAlert('The audio system could not start (' + err + '). Reload the page and try again.', true);
       return;
     }
     const rate = ctx.sampleRate;
@@ -406,12 +418,14 @@
         state.paired = false;
         checkSession();
       } else {
-        item.note = res ? 'The desktop answered ' + res.status + '.' : 'The desktop cannot be reached.';
+        item.note = res
+          ? 'The desktop answered ' + res.status + '.'
+          : 'The desktop cannot be reached: is the phone on the same Wi-Fi, and is Auscult still running?';
       }
       const delay = RETRY_DELAYS_S[Math.min(item.attempts - 1, RETRY_DELAYS_S.length - 1)];
       item.retryAt = Date.now() + delay * 1000;
       item.timer = setTimeout(() => send(item), delay * 1000);
-      if (state.items[0] === item) setStatus('Not sent yet — kept on this phone, retrying…', 'warn');
+      if (state.items[0] === item) setStatus('Not sent yet — kept on this phone and retried. ' + item.note, 'warn');
     }
     renderItems();
   }
