@@ -457,8 +457,12 @@ def main(argv: list[str] | None = None) -> int:
         say()
         say("Auscult is running.")
         say(f"  Analyzer (this computer):  {analyzer_url}")
+        lan_url = qr_generator.recorder_url(lan.ip, args.recorder_port, token)
         say(f"  Phone recording page:      {phone_url}")
-        if phone_url.startswith(f"https://{lan.ip}"):
+        if phone_url != lan_url:
+            say(f"  … on the same Wi-Fi:       {lan_url}")
+        say(f"  … on this computer:        https://localhost:{args.recorder_port}/?t={token}")
+        if phone_url == lan_url:
             say(f"  LAN address {lan.ip}: {lan.reason}")
             say(
                 "  Scan this with the phone's camera (phone on the same Wi-Fi). The phone warns "

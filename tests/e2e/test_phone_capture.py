@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import shutil
 import socket
 import threading
 import time
@@ -378,7 +377,3 @@ def test_received_recording_gets_the_same_label_as_the_original(server, analyzer
     assert received.label == original.label == label, detail
     # The chain barely moves the probability: far less than the margin the record was chosen for.
     assert abs(received.probability - original.probability) < margin / 2, detail
-
-
-def teardown_module() -> None:
-    shutil.rmtree(SCREENSHOTS / "tmp", ignore_errors=True)
