@@ -233,3 +233,35 @@ def test_page_weighs_under_100_kb_transferred(client):
         total += sent
     assert total < 100_000, total
     assert total < 30_000  # and well under: it loads fast on a weak phone connection
+
+
+def phone_encoded(container: str, codec: str, seconds: float = 5.0, rate: int = 48000) -> bytes:
+    """A heart-like signal encoded as a phone's MediaRecorder would (FFmpeg via PyAV)."""
+    import av
+
+    t = np.arange(int(seconds * rate)) / rate
+    x = (0.4 * np.sin(2 * np.pi * 45 * t) * ((t % (60 / 72)) < 0.08)).astype(np.float32)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        for start in range(0, len(x), 960):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(x[None, start : start + 960]), format="flt", layout="mono"
+            )
+            frame.sample_rate = rate
+            frame.pts = start
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("container", "codec", "suffix"),
+    [("webm", "libopus", ".webm"), ("mp4", "aac", ".m4a")],  # Android Chrome, iOS Safari
+)
+def test_compressed_phone_formats_are_accepted_too(client, store, container, codec, suffix):
+    data = phone_encoded(container, codec)
+    r = upload(client, data)
+    assert r.status_code == 201, r.text
+    assert r.json()["filename"].endswith(suffix)
+    assert store.get(r.json()["id"]).status == "pending"
