@@ -305,7 +305,8 @@
       status: 'sending',
     };
     state.items.unshift(item);
-    persist(item);
+    item.key = item.at.getTime() + '-' + item.localId;
+    item.saved = persist(item);
     send(item);
   }
 
@@ -489,20 +490,28 @@
     }
     return dbPromise;
   }
+  function done(tx) {
+    return new Promise((resolve) => { tx.oncomplete = resolve; tx.onerror = resolve; tx.onabort = resolve; });
+  }
   async function persist(item) {
+    const row = { key: item.key, site: item.site, seconds: item.seconds, at: item.at.getTime(), wav: item.wav };
     const d = await db();
     if (!d) return;
-    item.key = item.at.getTime() + '-' + item.localId;
     try {
-      d.transaction('pending', 'readwrite').objectStore('pending').put({
-        key: item.key, site: item.site, seconds: item.seconds, at: item.at.getTime(), wav: item.wav,
-      });
+      const tx = d.transaction('pending', 'readwrite');
+      tx.objectStore('pending').put(row);
+      await done(tx);
     } catch (e) { /* storage full or unavailable: the copy in memory remains */ }
   }
   async function unpersist(item) {
+    await item.saved; // a fast upload can beat the save: delete only after it
     const d = await db();
     if (!d || !item.key) return;
-    try { d.transaction('pending', 'readwrite').objectStore('pending').delete(item.key); } catch (e) { /* ignore */ }
+    try {
+      const tx = d.transaction('pending', 'readwrite');
+      tx.objectStore('pending').delete(item.key);
+      await done(tx);
+    } catch (e) { /* ignore */ }
   }
   async function restore() {
     const d = await db();
@@ -510,6 +519,7 @@
     const req = d.transaction('pending').objectStore('pending').getAll();
     req.onsuccess = () => {
       for (const row of req.result || []) {
+        if (!row.wav || !SITE_NAMES[row.site]) continue;
         const item = {
           localId: nextLocalId++, key: row.key, site: row.site, seconds: row.seconds,
           at: new Date(row.at), wav: row.wav, stoppedAt: performance.now(), attempts: 0, status: 'sending',

@@ -275,6 +275,55 @@ def test_failed_upload_is_kept_on_the_page_and_retried_until_stored(server, tmp_
     assert sf.info(capture.path).duration == pytest.approx(RECORD_S, abs=0.05)
 
 
+#: What the page keeps in IndexedDB for a recording the desktop has not confirmed yet:
+#: 5 s of 45 Hz beats at 8 kHz as a 16-bit WAV, for the tricuspid site.
+SAVED_RECORDING_JS = """
+() => new Promise((resolve, reject) => {
+    const rate = 8000, n = rate * 5, buf = new ArrayBuffer(44 + 2 * n);
+    const v = new DataView(buf);
+    const text = (o, s) => [...s].forEach((c, i) => v.setUint8(o + i, c.charCodeAt(0)));
+    text(0, 'RIFF'); v.setUint32(4, 36 + 2 * n, true); text(8, 'WAVE'); text(12, 'fmt ');
+    v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
+    v.setUint32(24, rate, true); v.setUint32(28, 2 * rate, true);
+    v.setUint16(32, 2, true); v.setUint16(34, 16, true); text(36, 'data');
+    v.setUint32(40, 2 * n, true);
+    for (let i = 0; i < n; i++) {
+        const t = i / rate, beat = (t % 0.8) < 0.08 ? 1 : 0;
+        v.setInt16(44 + 2 * i, 12000 * beat * Math.sin(2 * Math.PI * 45 * t), true);
+    }
+    const open = indexedDB.open('auscult', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('pending', {keyPath: 'key'});
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+        const tx = open.result.transaction('pending', 'readwrite');
+        tx.objectStore('pending').put(
+            {key: 'k1', site: 'tricuspid', seconds: 5, at: Date.now(), wav: buf});
+        tx.oncomplete = () => { open.result.close(); resolve(); };
+    };
+})
+"""
+
+
+def test_unsent_recording_survives_a_reload_and_is_then_sent(server):
+    """A recording the desktop never confirmed is kept in the phone's storage (IndexedDB):
+    after the tab is reloaded or killed it is sent again, exactly once."""
+    before = {e.id for e in server.store.entries(limit=1000)}
+    with browser_page(server.url) as page:
+        page.wait_for_selector("#link.ok", timeout=10_000)
+        # What the page saved for a recording whose upload had not been confirmed yet.
+        page.evaluate(SAVED_RECORDING_JS)
+        page.reload()
+        page.wait_for_selector("body[data-last-entry-id]", timeout=15_000)
+        assert page.inner_text("#items li .st") == "Sent ✓"
+        entry_id = int(page.get_attribute("body", "data-last-entry-id"))
+        page.reload()  # confirmed: nothing is left to send again
+        page.wait_for_selector("#link.ok", timeout=10_000)
+        page.wait_for_timeout(1000)
+        assert page.get_attribute("body", "data-last-entry-id") is None
+    new = [e for e in server.store.entries(limit=1000) if e.id not in before]
+    assert [(e.id, e.site) for e in new] == [(entry_id, "tricuspid")]
+
+
 def test_refused_microphone_gives_clear_instructions(server):
     # No fake-UI flag: the permission prompt is answered "deny", as when a user taps Block.
     args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
