@@ -301,6 +301,21 @@ def test_tunnel_address_goes_into_the_qr_and_a_dead_child_stops_everything(tmp_p
             run.kill()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_children_stop_even_when_the_launcher_is_killed_outright(tmp_path, app_path):
+    run = Run(app_path, tmp_path / "work")
+    try:
+        run.wait_for("Press Ctrl-C")
+        children = run.descendants()
+        assert len(children) == 2
+        run.proc.kill()  # SIGKILL: no handler runs, the kernel tells the children
+        run.proc.wait(timeout=10)
+        assert_all_gone(children)
+    finally:
+        if run.proc.poll() is None:
+            run.kill()
+
+
 def test_phase2_validation_passes_against_the_launched_servers(app_path, tmp_path):
     env = dict(os.environ, AUSCULT_RECORDER_HOST="127.0.0.1", PATH=path_without_cloudflared())
     env.pop("AUSCULT_LAN_IP", None)
