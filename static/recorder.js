@@ -80,6 +80,9 @@
     if (state.rec) {
       button.disabled = false;
       $('record-label').textContent = 'Stop';
+    } else if (!isSecure()) {
+      button.disabled = true;
+      $('record-label').textContent = 'Needs https://';
     } else if (state.paired === false) {
       button.disabled = true;
       $('record-label').textContent = 'Not paired';
@@ -146,9 +149,9 @@
   function micErrorMessage(err) {
     const name = err && err.name;
     if (name === 'NotAllowedError' || name === 'SecurityError' || name === 'PermissionDeniedError') {
-      return 'Microphone access was refused. Allow it and tap Record again — ' +
-        'Android Chrome: tap the icon left of the address → Permissions → Microphone → Allow. ' +
-        'iPhone: tap “aA” in the address bar → Website Settings → Microphone → Allow.';
+      return 'Microphone access was refused. Allow it, then tap Record again:\n' +
+        '• Android Chrome: tap the icon left of the address → Permissions → Microphone → Allow\n' +
+        '• iPhone: tap “aA” in the address bar → Website Settings → Microphone → Allow';
     }
     if (name === 'NotFoundError' || name === 'OverconstrainedError') {
       return 'No microphone was found on this device.';

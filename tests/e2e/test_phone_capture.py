@@ -332,7 +332,10 @@ def test_refused_microphone_gives_clear_instructions(server):
             executable_path=str(CHROMIUM), headless=True, args=[*args, "--deny-permission-prompts"]
         )
         try:
-            page = browser.new_context(ignore_https_errors=True).new_page()
+            context = browser.new_context(
+                ignore_https_errors=True, viewport={"width": 390, "height": 844}, is_mobile=True
+            )
+            page = context.new_page()
             page.goto(server.url)
             page.wait_for_selector("#link.ok", timeout=10_000)
             page.click('[data-site="tricuspid"]')
@@ -342,6 +345,8 @@ def test_refused_microphone_gives_clear_instructions(server):
             assert "Permissions" in alert.inner_text()
             assert "Allow" in alert.inner_text()
             assert page.get_attribute("body", "data-state") == "idle"
+            SCREENSHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "recorder-mic-refused.png"))
         finally:
             browser.close()
 
@@ -367,6 +372,8 @@ def test_page_without_https_explains_why_the_microphone_is_unavailable(server):
             alert = page.wait_for_selector("#alert:not([hidden])", timeout=10_000)
             assert "https://" in alert.inner_text()
             assert "not secure" in alert.inner_text()
+            SCREENSHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "recorder-insecure.png"))
     finally:
         plain.should_exit = True
         thread.join(timeout=10)
