@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from scipy import signal as sps
@@ -40,7 +39,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AudioSource = Union[bytes, bytearray, str, Path]
+AudioSource = bytes | bytearray | str | Path
 
 #: File endings the analyzer offers in upload dialogs and batch folder scans.
 SUPPORTED_EXTENSIONS = (
@@ -90,6 +89,25 @@ def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
     return path.read_bytes(), path.name
 
 
+def _riff_data_missing(data: bytes) -> bool:
+    """Whether a RIFF/WAVE file's ``data`` chunk declares more bytes than the file holds.
+
+    libsndfile quietly shrinks the frame count of such a file to what is present, so a
+    truncated WAV cannot be told from a short one by ``frames``. Streaming writers that do
+    not know the length (size 0 or 0xFFFFFFFF) are not called truncated.
+    """
+    if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+        return False
+    order = "little" if data[:4] == b"RIFF" else "big"
+    offset = 12
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset + 4 : offset + 8], order)
+        if data[offset : offset + 4] == b"data":
+            return size not in (0, 0xFFFFFFFF) and size > len(data) - (offset + 8)
+        offset += 8 + size + (size & 1)
+    return False
+
+
 def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int, bool]:
     """Decode with libsndfile; return (samples (n, ch), rate, truncated)."""
     import soundfile as sf
@@ -98,7 +116,7 @@ def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int, bool]:
         expected = f.frames
         rate = f.samplerate
         samples = f.read(dtype="float32", always_2d=True)
-    truncated = 0 < len(samples) < expected
+    truncated = len(samples) < expected or _riff_data_missing(data)
     return samples, int(rate), truncated
 
 
@@ -147,12 +165,15 @@ def decode_audio(source: AudioSource) -> tuple[np.ndarray, int, tuple[str, ...]]
     warnings: list[str] = []
     try:
         samples, rate, truncated = _decode_soundfile(data)
-        if truncated:
-            warnings.append("the file ends early (truncated); only the readable part was used")
-    except InvalidAudioError:
-        raise
     except Exception:  # libsndfile cannot read it: try FFmpeg
         samples, rate = _decode_pyav(data)
+    else:
+        if truncated and len(samples) == 0:
+            raise InvalidAudioError(
+                f"{name} is truncated: it holds a header but no audio; record or export it again"
+            )
+        if truncated:
+            warnings.append("the file ends early (truncated); only the readable part was used")
     return samples, rate, tuple(warnings)
 
 
@@ -264,7 +285,9 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     mel = hz / (200.0 / 3)
     log_region = hz >= 1000.0
-    return np.where(log_region, 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / (np.log(6.4) / 27), mel)
+    return np.where(
+        log_region, 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / (np.log(6.4) / 27), mel
+    )
 
 
 def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
