@@ -4,6 +4,20 @@ A heart-sound recording worth judging has a regular beat: its energy envelope re
 per cardiac cycle. The height of the envelope's autocorrelation peak in the heart-rate range
 measures that regularity (0 = no rhythm, 1 = perfectly periodic); the peak's lag gives the
 heart rate. Noise, speech, rubbing and an unplaced microphone have no such peak.
+
+The peak is measured in short overlapping segments (6 s, every 2 s) and the median taken:
+real hearts speed up and slow down (breathing, arrhythmia) and real recordings hold bursts
+of noise, and one autocorrelation over a whole minute smears the beat away. The median is
+then calibrated for the recording's length (:func:`calibrated_score`), because noise in a
+short recording reaches higher peaks by chance.
+
+Calibration (2,753 PhysioNet 2016 recordings, training-a…f, and synthetic noise of eight
+kinds at 3–60 s): 5.4 % of the real recordings score below 0.35 (abnormal 12.4 %, normal
+3.7 %), against 11.5 % (abnormal 23.7 %) with the single whole-recording autocorrelation
+this replaced; 95 % of white, pink, band-limited, brown, click and hum noise scores below
+0.31. Known limits: a strongly irregular rhythm (e.g. atrial fibrillation) scores lower than
+a regular one, and speech-like or rubbing noise with a syllable rhythm passes 0.35 in about
+5–10 % of cases.
 """
 
 from __future__ import annotations
@@ -13,10 +27,26 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
-__all__ = ["Quality", "assess_quality", "envelope"]
+__all__ = [
+    "Quality",
+    "assess_quality",
+    "calibrated_score",
+    "envelope",
+    "noise_floor",
+    "segment_autocorrelation",
+    "segment_periodicity",
+]
 
 ENVELOPE_RATE = 50  # Hz
+ENVELOPE_LOWPASS_HZ = 4.0  # smooths S1 and S2 into one bump per beat; tolerates beat jitter
 MIN_BPM, MAX_BPM = 35.0, 200.0
+SEGMENT_S, SEGMENT_HOP_S = 6.0, 2.0
+#: Score that 95 % of noise-only recordings stay below, whatever their length (see
+#: :func:`noise_floor` and :func:`calibrated_score`).
+NOISE_SCORE = 0.30
+#: Below this score the envelope's peak is within the reach of noise, so its lag is no
+#: heart rate.
+RATE_MIN_SCORE = 0.35
 
 
 @dataclass(frozen=True)
@@ -24,35 +54,176 @@ class Quality:
     """How judgeable a recording is."""
 
     score: float  # 0–1, higher is better
-    periodicity: float  # autocorrelation peak of the envelope in the heart-rate range
+    periodicity: float  # median autocorrelation peak of the envelope in the heart-rate range
     heart_rate_bpm: float | None  # None when no regular beat was found
     clip_fraction: float
 
 
 def envelope(x: np.ndarray, rate: int) -> np.ndarray:
-    """Homomorphic envelope of a band-limited heart-sound signal, sampled at 50 Hz."""
-    sos = sps.butter(2, [25.0, 400.0], btype="bandpass", fs=rate, output="sos")
-    band = sps.sosfilt(sos, x)
+    """Mean-removed amplitude envelope of a heart-sound signal, sampled at 50 Hz.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(n_samples,)`` band-limited signal (see ``utils.prepare_signal``).
+    rate : int
+        Sample rate of ``x`` in Hz (at least 1 kHz).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_samples // (rate // 50),)`` envelope: mean |x| in the 25–400 Hz band per 20 ms
+        frame, low-passed at 4 Hz, mean removed.
+    """
     step = rate // ENVELOPE_RATE
-    n = len(band) // step
-    frames = np.abs(band[: n * step]).reshape(n, step).mean(axis=1)
-    env = np.log(frames + 1e-6 * (frames.max() + 1e-12))
-    env = sps.sosfiltfilt(sps.butter(2, 8.0, fs=ENVELOPE_RATE, output="sos"), env) if n > 15 else env
+    n = len(x) // step
+    if n == 0:
+        return np.zeros(0)
+    sos = sps.butter(2, [25.0, 400.0], btype="bandpass", fs=rate, output="sos")
+    band = sps.sosfilt(sos, np.asarray(x, dtype=np.float64))
+    env = np.abs(band[: n * step]).reshape(n, step).mean(axis=1)
+    if n > 15:
+        lowpass = sps.butter(2, ENVELOPE_LOWPASS_HZ, fs=ENVELOPE_RATE, output="sos")
+        env = sps.sosfiltfilt(lowpass, env)
     return env - env.mean()
 
 
+def _autocorrelation(env: np.ndarray, max_lag: int) -> np.ndarray | None:
+    """Unbiased autocorrelation of ``env`` at lags 0…``max_lag`` (at most half its length),
+    normalised to 1 at lag 0; None for a flat or empty envelope."""
+    if len(env) < 2:
+        return None
+    e = env - env.mean()
+    max_lag = min(max_lag, len(e) // 2)
+    ac = np.correlate(e, e, mode="full")[len(e) - 1 : len(e) + max_lag]
+    if ac[0] <= 0:
+        return None
+    return ac / (ac[0] * (len(e) - np.arange(len(ac))) / len(e))
+
+
+def _lag_range() -> tuple[int, int]:
+    """Lags (envelope frames) of the heart-rate range MAX_BPM…MIN_BPM."""
+    lo = int(np.floor(ENVELOPE_RATE * 60.0 / MAX_BPM))
+    hi = int(np.ceil(ENVELOPE_RATE * 60.0 / MIN_BPM))
+    return lo, hi
+
+
+def _local_maxima(curve: np.ndarray, lo: int) -> np.ndarray:
+    """Indices ≥ ``lo`` where ``curve`` has a local maximum (not a slope at the range edge)."""
+    k = np.arange(max(lo, 1), len(curve) - 1)
+    return k[(curve[k] >= curve[k - 1]) & (curve[k] > curve[k + 1])]
+
+
+def segment_autocorrelation(env: np.ndarray) -> np.ndarray:
+    """Envelope autocorrelation of each 6 s segment (every 2 s), lags 0 … 1/MIN_BPM.
+
+    Parameters
+    ----------
+    env : numpy.ndarray
+        ``(n_frames,)`` envelope at 50 Hz (see :func:`envelope`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_segments, n_lags)`` normalised autocorrelations, lag ``k`` is ``k / 50`` s.
+        A recording shorter than one segment is one segment (with fewer lags when it is
+        shorter than two slowest beats); flat segments are left out.
+    """
+    _, hi = _lag_range()
+    width = int(SEGMENT_S * ENVELOPE_RATE)
+    hop = int(SEGMENT_HOP_S * ENVELOPE_RATE)
+    starts = range(0, max(1, len(env) - width + 1), hop)
+    curves = [_autocorrelation(env[s : s + width], hi) for s in starts]
+    kept = [c for c in curves if c is not None]
+    return np.array(kept) if kept else np.zeros((0, 0))
+
+
+def segment_periodicity(curves: np.ndarray) -> np.ndarray:
+    """Height (0–1) of each segment's highest autocorrelation peak in the heart-rate range.
+
+    ``curves`` is ``(n_segments, n_lags)`` from :func:`segment_autocorrelation`; returns
+    ``(n_segments,)``, 0 for a segment without a peak in range.
+    """
+    lo, _ = _lag_range()
+    peaks = np.zeros(len(curves))
+    for i, curve in enumerate(curves):
+        k = _local_maxima(curve, lo)
+        if len(k):
+            peaks[i] = float(np.clip(curve[k].max(), 0.0, 1.0))
+    return peaks
+
+
+def _beat_period(curve: np.ndarray) -> float | None:
+    """Beat period in frames: the shortest-lag peak within 80 % of the highest one.
+
+    The highest peak may sit at two or three beats (equally periodic); the first one near
+    its height is the beat itself, while S1→S2 (one pair per beat, not two) stays lower.
+    """
+    lo, _ = _lag_range()
+    k = _local_maxima(curve, lo)
+    if not len(k):
+        return None
+    lag = int(k[curve[k] >= 0.8 * curve[k].max()][0])
+    a, b, c = curve[lag - 1], curve[lag], curve[lag + 1]
+    denominator = a - 2 * b + c
+    shift = 0.5 * (a - c) / denominator if denominator < 0 else 0.0
+    return lag + float(np.clip(shift, -0.5, 0.5))
+
+
+def noise_floor(duration_s: float) -> float:
+    """Periodicity that 95 % of noise-only recordings of this length stay below.
+
+    Short recordings hold few segments, so noise reaches higher peaks by chance: measured
+    on white, pink and 20–1000 Hz noise (360 recordings per length, 3–60 s), the 95th
+    percentile follows ``0.26 + 0.8 / duration_s`` within ±0.03 (0.52 at 3 s, 0.30 at
+    20 s, 0.27 at 60 s).
+    """
+    return 0.26 + 0.8 / max(duration_s, 1.0)
+
+
+def calibrated_score(periodicity: float, duration_s: float) -> float:
+    """Map periodicity to a 0–1 score on which noise of any length sits below 0.30.
+
+    A linear map that keeps 1 at 1 and sends the length's :func:`noise_floor` to
+    ``NOISE_SCORE``: a short recording needs a clearer beat for the same score.
+    """
+    floor = noise_floor(duration_s)
+    score = 1.0 - (1.0 - periodicity) * (1.0 - NOISE_SCORE) / (1.0 - floor)
+    return float(np.clip(score, 0.0, 1.0))
+
+
 def assess_quality(x: np.ndarray, rate: int, clip_fraction: float = 0.0) -> Quality:
-    """Score a prepared signal (see ``utils.prepare_signal``) for periodicity and clipping."""
-    env = envelope(np.asarray(x, dtype=np.float64), rate)
-    lo = int(ENVELOPE_RATE * 60.0 / MAX_BPM)
-    hi = min(int(ENVELOPE_RATE * 60.0 / MIN_BPM), len(env) // 2)
-    periodicity, bpm = 0.0, None
-    if hi > lo and np.any(env):
-        ac = np.correlate(env, env, mode="full")[len(env) - 1 :]
-        ac = ac / (ac[0] * (len(env) - np.arange(len(ac))) / len(env))  # unbiased, 1 at lag 0
-        lag = lo + int(np.argmax(ac[lo:hi]))
-        periodicity = float(np.clip(ac[lag], 0.0, 1.0))
-        if periodicity > 0.2:
-            bpm = 60.0 * ENVELOPE_RATE / lag
-    score = periodicity * (1.0 - min(1.0, 2.0 * clip_fraction))
-    return Quality(score=score, periodicity=periodicity, heart_rate_bpm=bpm, clip_fraction=clip_fraction)
+    """Score a prepared signal (see ``utils.prepare_signal``) for periodicity and clipping.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(n_samples,)`` band-limited, normalised signal.
+    rate : int
+        Its sample rate in Hz.
+    clip_fraction : float
+        Share of samples at full scale in the decoded file (``Recording.clip_fraction``);
+        every 1 % clipped costs 2 % of the score.
+
+    Returns
+    -------
+    Quality
+        ``score`` = median segment periodicity, calibrated for the recording's length
+        (:func:`calibrated_score`), × clipping penalty; ``heart_rate_bpm`` from the mean
+        autocorrelation of the more periodic half of the segments, None when the
+        calibrated periodicity is below ``RATE_MIN_SCORE``.
+    """
+    curves = segment_autocorrelation(envelope(x, rate))
+    periodicity, regularity, bpm = 0.0, 0.0, None
+    if len(curves):
+        peaks = segment_periodicity(curves)
+        periodicity = float(np.median(peaks))
+        regularity = calibrated_score(periodicity, len(x) / rate)
+        if regularity >= RATE_MIN_SCORE:
+            # Average the curves of the more periodic half: one clear peak per beat.
+            period = _beat_period(curves[peaks >= periodicity].mean(axis=0))
+            bpm = 60.0 * ENVELOPE_RATE / period if period else None
+    score = regularity * (1.0 - min(1.0, 2.0 * clip_fraction))
+    return Quality(
+        score=score, periodicity=periodicity, heart_rate_bpm=bpm, clip_fraction=clip_fraction
+    )
