@@ -12,6 +12,7 @@ out what they return.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 #: File endings offered in the upload dialogs.
 UPLOAD_TYPES = tuple(e.lstrip(".") for e in utils.SUPPORTED_EXTENSIONS)
 #: How often the phone inbox looks for new recordings (seconds).
-POLL_S = 1.0
+POLL_S = 0.5
 #: A file dropped into the inbox folder is picked up once it has not changed for this long.
 SETTLE_S = 0.25
 #: Sources whose recordings show up in the phone inbox.
@@ -269,28 +270,40 @@ def poll_inbox(store: Store, analyzer: Analyzer | None, settings: Settings) -> l
         lock.release()
 
 
-def shown_from_entry(entry: Entry, settings: Settings) -> Shown | None:
-    """Rebuild the result view of a stored analysis; the plots need the audio file."""
+def shown_from_entry(entry: Entry, settings: Settings, *, arrays: bool = True) -> Shown | None:
+    """Rebuild the result view of a stored analysis (``None`` unless it finished).
+
+    With ``arrays`` the plot inputs are recomputed from the audio file at once; the pages
+    pass ``arrays=False`` and let :func:`with_model_input` do it only when the figures are
+    not cached yet.
+    """
     if entry.status != "done" or not entry.result:
         return None
-    result = AnalysisResult.from_dict(entry.result)
-    mi = None
-    if entry.audio_path and Path(entry.audio_path).is_file():
-        try:
-            mi = utils.model_input(utils.load_audio(entry.audio_path, settings), settings)
-        except AuscultError:
-            mi = None
-    return Shown(
+    shown = Shown(
         key=f"entry-{entry.id}-{entry.analysed_at}",
         name=entry.filename,
         source=entry.source,
-        result=result,
-        model_input=mi,
+        result=AnalysisResult.from_dict(entry.result),
+        model_input=None,
         audio_path=entry.audio_path,
         entry_id=entry.id,
         site=entry.site,
         created_at=entry.created_at,
     )
+    return with_model_input(shown, settings) if arrays else shown
+
+
+def with_model_input(shown: Shown, settings: Settings) -> Shown:
+    """``shown`` with the plot inputs recomputed from its audio file, when it is still there."""
+    if shown.model_input is not None or not shown.audio_path:
+        return shown
+    if not Path(shown.audio_path).is_file():
+        return shown
+    try:
+        mi = utils.model_input(utils.load_audio(shown.audio_path, settings), settings)
+    except AuscultError:
+        return shown
+    return dataclasses.replace(shown, model_input=mi)
 
 
 def run_batch(
@@ -460,8 +473,8 @@ def _figures(shown: Shown, settings: Settings) -> tuple[bytes | None, bytes]:
         r = shown.result
         gauge = figure_png(gauge_figure(r.probability, r.threshold, r.label), dpi=120)
         plot = None
-        if shown.model_input is not None:
-            mi = shown.model_input
+        mi = with_model_input(shown, settings).model_input
+        if mi is not None:
             plot = figure_png(
                 analysis_figure(
                     mi.signal,
@@ -473,6 +486,7 @@ def _figures(shown: Shown, settings: Settings) -> tuple[bytes | None, bytes]:
                     r.window_s,
                     r.window_probabilities,
                     r.threshold,
+                    reliable=r.reliable,
                 ),
                 dpi=110,
             )
@@ -514,7 +528,7 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
         a, b = st.columns(2)
         p_text, t_text = percent_pair(r.probability, r.threshold)
         a.metric(
-            "Probability abnormal",
+            "Probability abnormal" if r.reliable else "Probability (unreliable)",
             p_text,
             help=f"decision threshold {t_text}",
         )
@@ -648,18 +662,32 @@ def analyse_into_session(action, name: str) -> None:
         )
 
 
-_DOTS = {"normal": "🟢", "abnormal": "🔴", "unsure": "🟠", "error": "⚪", "pending": "🔵"}
 _PERCENT_COLUMN = st.column_config.ProgressColumn(
-    "probability", format="%.0f%%", min_value=0.0, max_value=100.0
+    "probability", format="%.0f%%", min_value=0.0, max_value=100.0, color="#868e96"
 )
+_WORD_COLOURS = {
+    "normal": LABEL_COLOURS["normal"],
+    "abnormal": LABEL_COLOURS["abnormal"],
+    "unsure": LABEL_COLOURS["unsure"],
+    "failed": "#868e96",
+    "analysing": "#1c7ed6",
+}
 
 
-def _label_cell(label: str | None) -> str:
-    """A table cell with a coloured dot; failed analyses read "failed"."""
-    if not label:
-        return ""
-    word = {"error": "failed", "pending": "analysing"}.get(label, label)
-    return f"{_DOTS.get(label, '')} {word}"
+def _label_word(label: str | None) -> str:
+    """What a table says for a label or a status."""
+    return {"error": "failed", "pending": "analysing"}.get(label or "", label or "")
+
+
+def _coloured(rows: list[dict[str, Any]], column: str):
+    """A table whose ``column`` is written in the label colours (a pandas Styler)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    return frame.style.map(
+        lambda v: f"color: {_WORD_COLOURS[v]}; font-weight: 600" if v in _WORD_COLOURS else "",
+        subset=[column],
+    )
 
 
 def _status_text(entry: Entry) -> str:
@@ -694,42 +722,52 @@ def inbox_feed() -> None:
         st.session_state.inbox_seen = newest_done.id
         st.session_state.phone_shown = newest_done.id
         st.rerun(scope="app")  # draw the result view outside this fragment
+    shown = st.session_state.phone_shown
     for entry in entries:
-        c1, c2, c3, c4 = st.columns([2.2, 1.2, 3.6, 0.9], vertical_alignment="center")
-        c1.markdown(f"{local_time(entry.created_at)[11:]} · {entry.source}")
-        c2.markdown(entry.site or "—")
-        c3.markdown(
-            _status_text(entry) + (f" — {entry.error}" if entry.error else ""),
-        )
-        if entry.status == "done" and c4.button("Open", key=f"open-{entry.id}", type="tertiary"):
+        c1, c2, c3, c4 = st.columns([1.0, 2.8, 3.0, 1.0], vertical_alignment="center")
+        c1.markdown(f"**{local_time(entry.created_at)[11:]}**")
+        where = f"phone · {entry.site}" if entry.source == "phone" and entry.site else entry.source
+        c2.markdown(where if entry.source == "phone" else f"{where} · {entry.filename}")
+        c3.markdown(_status_text(entry) + (f" — {entry.error}" if entry.error else ""))
+        if entry.id == shown:
+            c4.caption(":material/arrow_downward: shown")
+        elif entry.status == "done" and c4.button("Open", key=f"open-{entry.id}", type="tertiary"):
             st.session_state.phone_shown = entry.id
             st.rerun(scope="app")
+
+
+@st.cache_data(show_spinner=False)
+def _qr_png(url: str) -> bytes:
+    from qr_generator import qr_png
+
+    return qr_png(url, scale=6)
 
 
 def page_phone() -> None:
     settings = get_settings()
     st.title("Phone inbox")
-    qr_col, inbox_col = st.columns([1, 2.2], gap="large")
-    with qr_col:
-        if settings.recorder_url:
+    qr_col, help_col, inbox_col = st.columns([0.8, 1.3, 2.9], gap="medium")
+    if settings.recorder_url:
+        with qr_col:
             try:
-                from qr_generator import qr_png
-
-                st.image(qr_png(settings.recorder_url, scale=6), width=230)
+                st.image(_qr_png(settings.recorder_url), width="stretch")
             except Exception:  # a missing QR library still leaves the address
                 log.exception("QR code failed")
-            st.markdown("**Scan with the phone** to open the recording page.")
+        with help_col:
+            st.markdown("**Scan with the phone** to open the recording page:")
             st.code(settings.recorder_url, language=None, wrap_lines=True)
             st.caption(
-                "Accept the certificate warning once. Pick the site, press Record; the "
-                "recording appears here within a second."
+                "Accept the certificate warning once, pick the site and press Record. "
+                "The recording appears here within a second."
             )
-        else:
+    else:
+        with qr_col:
             st.info(
                 "The phone recording page is not running. Start Auscult with "
                 "`python launcher.py` to pair a phone with a QR code.",
                 icon=":material/smartphone:",
             )
+    with help_col:
         st.caption(f"Audio files copied into `{settings.inbox_dir}` are analysed too.")
     if st.session_state.inbox_seen is None:  # open what arrives from now on
         done = [e.id for e in inbox_entries(load_store(settings)) if e.status != "pending"]
@@ -741,7 +779,7 @@ def page_phone() -> None:
     entry_id = st.session_state.phone_shown
     if entry_id is not None:
         entry = load_store(settings).get(entry_id)
-        shown = shown_from_entry(entry, settings) if entry else None
+        shown = shown_from_entry(entry, settings, arrays=False) if entry else None
         if shown is not None:
             st.divider()
             render_result(shown, settings, key="phone")
@@ -811,14 +849,14 @@ def page_batch() -> None:
         cols[2].metric("Unsure", counts["unsure"])
         cols[3].metric("Failed", failed)
         st.dataframe(
-            [
-                r.csv_values()
-                | {
-                    "probability": None if r.probability is None else 100 * r.probability,
-                    "label": _label_cell(r.label),
-                }
-                for r in rows
-            ],
+            _coloured(
+                [
+                    r.csv_values()
+                    | {"probability": None if r.probability is None else 100 * r.probability}
+                    for r in rows
+                ],
+                "label",
+            ),
             hide_index=True,
             column_config={
                 "probability": _PERCENT_COLUMN,
@@ -854,20 +892,23 @@ def page_history() -> None:
         st.info("No analyses yet." if source == label == "all" else "Nothing matches the filter.")
         return
     st.dataframe(
-        [
-            {
-                "id": e.id,
-                "time": local_time(e.created_at),
-                "source": e.source,
-                "site": e.site or "",
-                "file": e.filename,
-                "result": _label_cell(e.label if e.status == "done" else e.status),
-                "probability": None if e.probability is None else 100 * e.probability,
-                "duration_s": e.duration_s,
-                "error": e.error or "",
-            }
-            for e in entries
-        ],
+        _coloured(
+            [
+                {
+                    "id": e.id,
+                    "time": local_time(e.created_at),
+                    "source": e.source,
+                    "site": e.site or "",
+                    "file": e.filename,
+                    "result": _label_word(e.label if e.status == "done" else e.status),
+                    "probability": None if e.probability is None else 100 * e.probability,
+                    "duration_s": e.duration_s,
+                    "error": e.error or "",
+                }
+                for e in entries
+            ],
+            "result",
+        ),
         hide_index=True,
         column_config={
             "probability": _PERCENT_COLUMN,
@@ -902,7 +943,7 @@ def page_history() -> None:
         elif entry.status == "pending":
             st.info(f"**{entry.filename}** is waiting for analysis (open the Phone inbox).")
         else:
-            render_result(shown_from_entry(entry, settings), settings, key="history")
+            render_result(shown_from_entry(entry, settings, arrays=False), settings, key="history")
 
 
 _METRIC_COLUMNS = {

@@ -50,8 +50,10 @@ _INK = "#343a40"  # text and waveform
 _MUTED = "#868e96"  # axes, grid and secondary text
 _GRID = "#e9ecef"
 _PROB_CMAP = LinearSegmentedColormap.from_list(
-    "auscult_probability", ["#40c057", "#d8f5a2", "#fff3bf", "#ffc9c9", "#e03131"]
+    "auscult_probability", ["#69db7c", "#d8f5a2", "#fff3bf", "#ffc9c9", "#fa5252"]
 )
+_UNRELIABLE = "#ced4da"  # grey: probabilities of a recording too poor to judge
+_UNRELIABLE_NOTE = " — recording too poor to judge; shown for reference only"
 _MAX_WAVE_BINS = 3000  # min/max envelope bins: enough for any screen, fast for 10 minutes
 
 
@@ -109,14 +111,20 @@ def draw_waveform(
     window_s: float,
     window_probabilities: Sequence[float],
     threshold: float,
+    *,
+    reliable: bool = True,
 ) -> None:
-    """Waveform (min/max envelope) over background bands coloured by window probability."""
+    """Waveform (min/max envelope) over background bands coloured by window probability.
+
+    An unreliable result (``reliable=False``) gets grey bands: noise must not look like disease.
+    """
     x = np.asarray(signal, dtype=np.float32)
     starts = np.asarray(window_starts_s, dtype=np.float64)
     probs = np.asarray(window_probabilities, dtype=np.float64)
     norm = _norm(threshold)
     for a, b, p in _covering_segments(starts, window_s, probs):
-        ax.axvspan(a, b, color=_PROB_CMAP(norm(p)), alpha=0.55, lw=0, zorder=0)
+        colour = _PROB_CMAP(norm(p)) if reliable else _UNRELIABLE
+        ax.axvspan(a, b, color=colour, alpha=0.45, lw=0, zorder=0)
     if x.size:
         n_bins = min(_MAX_WAVE_BINS, x.size)
         per_bin = x.size // n_bins
@@ -171,6 +179,8 @@ def draw_timeline(
     window_probabilities: Sequence[float],
     threshold: float,
     xlim: float | None = None,
+    *,
+    reliable: bool = True,
 ) -> None:
     """Each window's probability as a bar spanning its time, a line through the centres."""
     starts = np.asarray(window_starts_s, dtype=np.float64)
@@ -181,23 +191,16 @@ def draw_timeline(
     centres = starts + window_s / 2
     if probs.size:
         ax.plot(centres, probs, color=_MUTED, lw=1.0, zorder=2)
-        ax.hlines(probs, starts, starts + window_s, colors=[_PROB_CMAP(norm(p)) for p in probs],
-                  lw=6, alpha=0.9, zorder=3, capstyle="butt")  # fmt: skip
-        colours = [_RED if p >= threshold else _GREEN for p in probs]
-        ax.scatter(
-            centres,
-            probs,
-            c=colours,
-            s=26,
-            zorder=4,
-            edgecolors="white",
-            linewidths=0.8,
-        )
+        bars = [_PROB_CMAP(norm(p)) if reliable else _UNRELIABLE for p in probs]
+        ax.hlines(probs, starts, starts + window_s, colors=bars, lw=6, alpha=0.9, zorder=3,
+                  capstyle="butt")  # fmt: skip
+        dots = [(_RED if p >= threshold else _GREEN) if reliable else _MUTED for p in probs]
+        ax.scatter(centres, probs, c=dots, s=26, zorder=4, edgecolors="white", linewidths=0.8)
     ax.axhline(threshold, color=_INK, lw=1.1, ls=(0, (4, 3)), zorder=3)
     right = xlim if xlim is not None else (float(starts[-1]) + window_s if starts.size else 1.0)
     ax.text(right, threshold, f" threshold {threshold:.0%}", va="center", ha="left",
             fontsize=8, color=_INK, clip_on=False)  # fmt: skip
-    ax.set_ylim(0, 1)
+    ax.set_ylim(-0.04, 1.04)  # dots at 0 % and 100 % stay visible
     ax.set_yticks([0, 0.5, 1])
     ax.set_yticklabels(["0%", "50%", "100%"])
     ax.set_xlim(0, right)
@@ -217,6 +220,7 @@ def analysis_figure(
     window_probabilities: Sequence[float],
     threshold: float,
     *,
+    reliable: bool = True,
     width_in: float = 11.0,
 ) -> Figure:
     """Waveform, spectrogram and probability timeline stacked on one shared time axis.
@@ -230,6 +234,8 @@ def analysis_figure(
         ``hop_s`` seconds (``ModelInput.features``).
     window_starts_s, window_probabilities
         ``(n_windows,)`` start time in seconds and probability of "abnormal" of each window.
+    reliable
+        ``False`` for a recording too poor to judge: probabilities are drawn in grey.
     """
     starts = np.asarray(window_starts_s, dtype=np.float64)
     end = _time_extent(len(signal), rate, starts, window_s)
@@ -237,12 +243,17 @@ def analysis_figure(
     ax_wave, ax_spec, ax_time = fig.subplots(
         3, 1, sharex=True, gridspec_kw={"height_ratios": [1.15, 1.0, 0.95]}
     )
-    draw_waveform(ax_wave, signal, rate, starts, window_s, window_probabilities, threshold)
-    _title(ax_wave, "Heart sound — shaded by how abnormal each stretch looks to the model")
+    draw_waveform(
+        ax_wave, signal, rate, starts, window_s, window_probabilities, threshold, reliable=reliable
+    )
+    note = "" if reliable else _UNRELIABLE_NOTE
+    _title(ax_wave, "Heart sound — shaded by how abnormal each stretch looks to the model" + note)
     draw_spectrogram(ax_spec, features, hop_s, band_hz, xlim=end)
     _title(ax_spec, "Frequency content (log-mel spectrogram)")
-    draw_timeline(ax_time, starts, window_s, window_probabilities, threshold, xlim=end)
-    _title(ax_time, f"Probability of an abnormal sound, per {window_s:g} s window")
+    draw_timeline(
+        ax_time, starts, window_s, window_probabilities, threshold, xlim=end, reliable=reliable
+    )
+    _title(ax_time, f"Probability of an abnormal sound, per {window_s:g} s window" + note)
     for ax in (ax_wave, ax_spec):
         ax.tick_params(labelbottom=False)
     return fig
@@ -256,12 +267,16 @@ def waveform_figure(
     window_probabilities: Sequence[float],
     threshold: float,
     *,
+    reliable: bool = True,
     width_in: float = 11.0,
 ) -> Figure:
     """The waveform panel alone."""
     fig = Figure(figsize=(width_in, 2.0), layout="constrained")
     ax = fig.subplots()
-    draw_waveform(ax, signal, rate, window_starts_s, window_s, window_probabilities, threshold)
+    draw_waveform(
+        ax, signal, rate, window_starts_s, window_s, window_probabilities, threshold,
+        reliable=reliable,
+    )  # fmt: skip
     ax.set_xlabel("time (s)", fontsize=8)
     return fig
 
@@ -287,12 +302,13 @@ def timeline_figure(
     window_probabilities: Sequence[float],
     threshold: float,
     *,
+    reliable: bool = True,
     width_in: float = 11.0,
 ) -> Figure:
     """The per-window probability timeline alone."""
     fig = Figure(figsize=(width_in, 2.0), layout="constrained")
     ax = fig.subplots()
-    draw_timeline(ax, window_starts_s, window_s, window_probabilities, threshold)
+    draw_timeline(ax, window_starts_s, window_s, window_probabilities, threshold, reliable=reliable)
     return fig
 
 
