@@ -1,0 +1,178 @@
+"""Recording quality: a regular heartbeat scores high and gives the heart rate; noise does not."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+import pytest
+
+import utils
+from auscult import synthetic
+from auscult.quality import assess_quality
+from config import Settings
+
+RATE = 8000
+MIN_QUALITY = Settings().min_quality
+log = logging.getLogger(__name__)
+
+
+def prepared(x: np.ndarray, rate: int = RATE) -> np.ndarray:
+    """The signal the analyzer scores: the front end's output at 8 kHz."""
+    return utils.prepare_signal(x, rate)
+
+
+def test_a_72_bpm_heart_sound_is_judgeable_with_its_heart_rate(heart_8k):
+    q = assess_quality(prepared(heart_8k), RATE)
+
+    assert q.heart_rate_bpm == pytest.approx(72, abs=5)
+    assert q.periodicity > 0.8
+    assert q.score >= MIN_QUALITY
+    assert q.clip_fraction == 0.0
+
+
+@pytest.mark.parametrize("bpm", [45, 60, 90, 120, 160])
+@pytest.mark.parametrize("murmur", [False, True], ids=["normal", "murmur"])
+def test_heart_rate_is_found_across_the_range(bpm, murmur):
+    """Neither the beat's double (S1→S2) nor its half (every other beat) is reported."""
+    x = synthetic.heart_sound(20.0, RATE, bpm=bpm, murmur=murmur, seed=bpm)
+
+    q = assess_quality(prepared(x), RATE)
+
+    assert q.heart_rate_bpm == pytest.approx(bpm, abs=5)
+    assert q.score >= MIN_QUALITY
+
+
+def test_a_murmur_does_not_make_a_recording_unsure(murmur_8k):
+    """Disease must not look like noise: a murmur filling systole is still a regular beat."""
+    q = assess_quality(prepared(murmur_8k), RATE)
+    assert q.score >= MIN_QUALITY
+    assert q.heart_rate_bpm == pytest.approx(72, abs=5)
+
+
+def test_a_noisy_heart_sound_is_still_judged(heart_8k):
+    noisy = synthetic.heart_sound(20.0, RATE, bpm=72, noise_snr_db=-10.0, seed=1)
+    assert assess_quality(prepared(noisy), RATE).score >= MIN_QUALITY
+
+
+def test_white_noise_scores_below_the_minimum(noise_8k):
+    q = assess_quality(prepared(noise_8k), RATE)
+
+    assert q.score < MIN_QUALITY
+    assert q.heart_rate_bpm is None
+
+
+@pytest.mark.parametrize("seconds", [5.0, 20.0, 60.0])
+@pytest.mark.parametrize("seed", range(4))
+def test_noise_of_any_length_scores_below_the_minimum(seconds, seed):
+    white = synthetic.noise(seconds, RATE, seed=seed)
+    band = synthetic.noise(seconds, RATE, seed=seed, band_hz=(20.0, 1000.0))
+
+    assert assess_quality(prepared(white), RATE).score < MIN_QUALITY
+    assert assess_quality(prepared(band), RATE).score < MIN_QUALITY
+
+
+def test_a_heartbeat_buried_in_noise_is_unsure():
+    buried = synthetic.heart_sound(20.0, RATE, bpm=72, noise_snr_db=-30.0, seed=1)
+    assert assess_quality(prepared(buried), RATE).score < MIN_QUALITY
+
+
+def test_clipping_lowers_the_score(heart_8k):
+    x = prepared(heart_8k)
+    clean = assess_quality(x, RATE)
+    clipped = assess_quality(x, RATE, clip_fraction=0.2)
+
+    assert clipped.periodicity == clean.periodicity
+    assert clipped.score == pytest.approx(0.6 * clean.score)
+    assert assess_quality(x, RATE, clip_fraction=0.6).score == 0.0
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    "x", [np.zeros(5 * RATE), np.ones(5 * RATE), np.zeros(0)], ids=["zeros", "dc", "empty"]
+)
+def test_flat_input_scores_zero_without_warnings(x):
+    q = assess_quality(x, RATE)
+    assert q.score == 0.0
+    assert q.heart_rate_bpm is None
+
+
+@pytest.mark.filterwarnings("error")
+def test_the_shortest_accepted_recording_is_scored():
+    x = synthetic.heart_sound(3.0, RATE, bpm=72, seed=2)
+    q = assess_quality(prepared(x), RATE)
+    assert q.score >= MIN_QUALITY
+    assert q.heart_rate_bpm == pytest.approx(72, abs=5)
+
+
+# --------------------------------------------------------------------------------------
+# real recordings
+# --------------------------------------------------------------------------------------
+def _spread_records(physionet_dir, per_database: int) -> list[tuple[str, int, object]]:
+    """``per_database`` records evenly spread through each training-x folder."""
+    chosen = []
+    for folder in sorted(physionet_dir.glob("training-*")):
+        with open(folder / "REFERENCE.csv", newline="") as f:
+            rows = [(name, int(label)) for name, label in csv.reader(f)]
+        picks = np.linspace(0, len(rows) - 1, min(per_database, len(rows))).round().astype(int)
+        for i in np.unique(picks):
+            name, label = rows[i]
+            path = folder / f"{name}.flac"
+            if not path.exists():
+                path = folder / f"{name}.wav"
+            chosen.append((name, label, path))
+    return chosen
+
+
+@pytest.mark.data
+def test_few_real_recordings_are_judged_unsure(physionet_dir):
+    """About 100 PhysioNet 2016 records (training-a…f): most must be judgeable.
+
+    Some real recordings are too poor to judge, but "unsure" must stay the exception, and
+    must not swallow the abnormal ones (which are more often irregular and noisy).
+    """
+    records = _spread_records(physionet_dir, per_database=17)
+    scores, labels, rates = [], [], []
+    for _, label, path in records:
+        rec = utils.load_audio(path)
+        q = assess_quality(prepared(rec.samples, rec.sample_rate), RATE, rec.clip_fraction)
+        scores.append(q.score)
+        labels.append(label)
+        rates.append(q.heart_rate_bpm)
+    scores_a, abnormal = np.array(scores), np.array(labels) == 1
+    unsure = scores_a < MIN_QUALITY
+    found = np.array([r for r in rates if r is not None])
+    log.warning(
+        "quality on %d records: %.1f %% unsure (abnormal %.1f %%, normal %.1f %%); "
+        "score quartiles %s; heart rate median %.0f bpm",
+        len(scores),
+        100 * unsure.mean(),
+        100 * unsure[abnormal].mean(),
+        100 * unsure[~abnormal].mean(),
+        np.round(np.quantile(scores_a, [0.25, 0.5, 0.75]), 2).tolist(),
+        np.median(found),
+    )
+
+    assert len(records) >= 95
+    assert unsure.mean() < 0.15
+    assert unsure[abnormal].mean() < 0.25
+    assert np.all((found > 30) & (found < 220))
+    assert 55 < np.median(found) < 95  # resting adults and children
+
+
+@pytest.mark.data
+def test_real_recordings_with_their_rhythm_destroyed_are_unsure(physionet_dir):
+    """Same spectrum, no beat: randomising the phases of a real recording must make it
+    noise to the quality check (a score driven by rhythm, not by the sound's colour)."""
+    records = _spread_records(physionet_dir, per_database=5)
+    rng = np.random.default_rng(0)
+    passed = 0
+    for _, _, path in records:
+        rec = utils.load_audio(path)
+        spectrum = np.fft.rfft(rec.samples)
+        phases = np.exp(2j * np.pi * rng.random(len(spectrum)))
+        scrambled = np.fft.irfft(np.abs(spectrum) * phases, len(rec.samples)).astype(np.float32)
+        q = assess_quality(prepared(scrambled, rec.sample_rate), RATE)
+        passed += q.score >= MIN_QUALITY
+    assert passed <= 0.05 * len(records)

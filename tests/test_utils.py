@@ -1,0 +1,513 @@
+"""The audio front end: what reaches the model, and every way a recording can be unusable."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import wave
+
+import numpy as np
+import pytest
+
+import utils
+from auscult import synthetic
+from auscult.errors import InvalidAudioError
+from config import Settings
+
+RATE = 8000
+#: Degenerate input must fail with our message, never with a NumPy/SciPy warning on the way.
+degenerate = pytest.mark.filterwarnings("error")
+
+
+def band_energy(x: np.ndarray, rate: int, low_hz: float, high_hz: float) -> float:
+    """Energy of ``x`` between ``low_hz`` and ``high_hz`` (rectangular band, via the FFT)."""
+    spectrum = np.abs(np.fft.rfft(np.asarray(x, dtype=np.float64))) ** 2
+    hz = np.fft.rfftfreq(len(x), 1.0 / rate)
+    return float(spectrum[(hz >= low_hz) & (hz < high_hz)].sum())
+
+
+def tone_amplitude(x: np.ndarray, rate: int, hz: float) -> float:
+    """Amplitude of the sinusoid at ``hz`` in ``x`` (projection on e^{-2πift})."""
+    t = np.arange(len(x)) / rate
+    return float(2.0 * np.abs(np.mean(x * np.exp(-2j * np.pi * hz * t))))
+
+
+def heart_at(rate: int, seconds: float = 20.0, **kwargs) -> np.ndarray:
+    """The same synthetic heart sound (seed 1), sampled at ``rate``."""
+    return synthetic.heart_sound(seconds, rate, seed=1, **kwargs)
+
+
+def recording(x: np.ndarray, rate: int) -> utils.Recording:
+    return utils.Recording(samples=np.asarray(x, dtype=np.float32), sample_rate=rate, channels=1)
+
+
+# --------------------------------------------------------------------------------------
+# band limit and resampling
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("murmur", [False, True], ids=["normal", "murmur"])
+def test_heart_sound_keeps_its_band_through_prepare_signal(murmur):
+    x = heart_at(RATE, murmur=murmur)
+    y = utils.prepare_signal(x, RATE)
+
+    assert y.shape == x.shape
+    assert y.dtype == np.float32
+    # Heart sounds and murmurs live in 20–400 Hz (murmur up to 500): the band limit keeps
+    # essentially all of that energy, in the same shape (only the scale changes).
+    top = 500.0 if murmur else 400.0
+    assert band_energy(y, RATE, 20.0, top) / band_energy(y, RATE, 0.0, RATE / 2) > 0.97
+    gain = np.dot(x, y) / np.dot(x, x)
+    kept = band_energy(y, RATE, 20.0, top) / (gain**2 * band_energy(x, RATE, 20.0, top))
+    assert kept == pytest.approx(1.0, abs=0.05)
+    assert np.corrcoef(x, y)[0, 1] > 0.97
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_tone_above_the_band_is_removed(rate):
+    """PhysioNet holds nothing above 1 kHz; a 2 kHz whistle must not reach the model."""
+    tone = 0.2 * np.sin(2 * np.pi * 2000.0 * np.arange(int(20 * rate)) / rate)
+    y = utils.prepare_signal(heart_at(rate) + tone, rate)
+
+    reference = heart_at(RATE)  # the heart sound alone, at the front end's rate
+    gain = np.dot(reference, y) / np.dot(reference, reference)
+    drop_db = 20 * np.log10(tone_amplitude(y, RATE, 2000.0) / (gain * 0.2))
+    assert drop_db < -40
+
+
+def test_tone_above_the_new_nyquist_does_not_alias_into_the_band():
+    """A 7.1 kHz tone at 44.1 kHz would fold to 0.9 kHz at 8 kHz without anti-aliasing."""
+    rate = 44100
+    tone = 0.2 * np.sin(2 * np.pi * 7100.0 * np.arange(20 * rate) / rate)
+    y = utils.prepare_signal(heart_at(rate) + tone, rate)
+
+    reference = heart_at(RATE)
+    gain = np.dot(reference, y) / np.dot(reference, reference)
+    assert 20 * np.log10(tone_amplitude(y, RATE, 900.0) / (gain * 0.2)) < -40
+
+
+@pytest.mark.parametrize("rate", [4000, 44100, 48000])
+def test_same_sound_at_any_rate_gives_the_same_model_input(rate):
+    at_8k = utils.model_input(recording(heart_at(RATE, murmur=True), RATE))
+    other = utils.model_input(recording(heart_at(rate, murmur=True), rate))
+
+    assert other.windows.shape == at_8k.windows.shape
+    np.testing.assert_allclose(other.window_starts_s, at_8k.window_starts_s)
+    assert np.corrcoef(other.windows.ravel(), at_8k.windows.ravel())[0, 1] > 0.999
+    # windows are in units of 10 dB: a median difference under 0.01 is under 0.1 dB
+    assert np.median(np.abs(other.windows - at_8k.windows)) < 0.01
+    assert np.corrcoef(other.signal, at_8k.signal)[0, 1] > 0.999
+
+
+def test_model_input_shapes_follow_the_settings(settings):
+    mi = utils.model_input(recording(heart_at(RATE), RATE), settings)
+
+    n_frames = 1 + 20 * RATE // settings.hop_length
+    assert mi.features.shape == (settings.n_mels, n_frames)
+    assert mi.windows.shape[1:] == (settings.n_mels, settings.window_frames)
+    assert mi.windows.dtype == np.float32
+    assert len(mi.window_starts_s) == len(mi.windows)
+    assert mi.signal.shape == (20 * settings.sample_rate,)
+    assert not mi.padded
+
+
+# --------------------------------------------------------------------------------------
+# features
+# --------------------------------------------------------------------------------------
+def test_log_mel_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    s = Settings()
+    x = utils.prepare_signal(heart_at(RATE, murmur=True, noise_snr_db=10.0), RATE)
+
+    power = librosa.feature.melspectrogram(
+        y=x,
+        sr=s.sample_rate,
+        n_fft=s.n_fft,
+        hop_length=s.hop_length,
+        win_length=s.win_length,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=s.n_mels,
+        fmin=s.mel_fmin,
+        fmax=s.mel_fmax,
+        htk=False,
+        norm="slaney",
+    )
+    expected = librosa.power_to_db(power, ref=1.0, top_db=s.top_db)
+    ours = utils.log_mel_db(x, s)
+
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=0.01)  # dB
+
+
+def test_mel_filterbank_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    s = Settings()
+    expected = librosa.filters.mel(
+        sr=s.sample_rate, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.mel_fmin, fmax=s.mel_fmax
+    )
+    ours = utils.mel_filterbank(s.sample_rate, s.n_fft, s.n_mels, s.mel_fmin, s.mel_fmax)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-8)
+
+
+def test_band_normalisation_cancels_a_fixed_colouring():
+    """A device's EQ is a constant dB offset per band; removing band means cancels it."""
+    db = utils.log_mel_db(utils.prepare_signal(heart_at(RATE), RATE))
+    coloured = db + np.linspace(-12.0, 6.0, db.shape[0])[:, None]
+    np.testing.assert_allclose(
+        utils.normalise_bands(coloured), utils.normalise_bands(db), atol=1e-5
+    )
+
+
+# --------------------------------------------------------------------------------------
+# windows
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seconds", [4.0, 10.0, 21.3, 60.7])
+def test_windows_cover_the_whole_recording(seconds):
+    s = Settings()
+    n_frames = int(seconds * s.sample_rate / s.hop_length)
+    features = np.random.default_rng(0).standard_normal((s.n_mels, n_frames)).astype(np.float32)
+
+    windows, starts_s, padded = utils.frame_windows(features, s)
+
+    starts = np.round(starts_s * s.sample_rate / s.hop_length).astype(int)
+    assert not padded
+    assert starts[0] == 0
+    assert starts[-1] + s.window_frames == n_frames  # the last window ends at the end
+    assert np.all(np.diff(starts) <= s.window_hop_frames)  # no gap between windows
+    assert np.all(np.diff(starts) > 0)
+    for window, start in zip(windows, starts, strict=True):
+        np.testing.assert_array_equal(window, features[:, start : start + s.window_frames])
+
+
+def test_short_recording_is_padded_and_flagged():
+    s = Settings()
+    x = heart_at(RATE, seconds=3.2)  # longer than the 3 s minimum, shorter than a window
+
+    mi = utils.model_input(recording(x, RATE), s)
+
+    assert mi.padded
+    assert mi.windows.shape == (1, s.n_mels, s.window_frames)
+    np.testing.assert_array_equal(mi.window_starts_s, [0.0])
+    # padding repeats the recording instead of adding silence the model never saw
+    n = mi.features.shape[1]
+    np.testing.assert_array_equal(
+        mi.windows[0][:, n : 2 * n], mi.features[:, : s.window_frames - n]
+    )
+
+
+# --------------------------------------------------------------------------------------
+# robust normalisation and clipping
+# --------------------------------------------------------------------------------------
+def test_one_loud_click_does_not_shrink_the_heart_sounds():
+    quiet = 0.1 * heart_at(RATE)
+    clicked = quiet.copy()
+    at = int(10.37 * RATE)
+    clicked[at : at + 8] = 1.0  # a 1 ms knock, 13× the loudest heart sound
+
+    plain = utils.prepare_signal(quiet, RATE)
+    knocked = utils.prepare_signal(clicked, RATE)
+
+    away = np.ones(len(quiet), dtype=bool)
+    away[at - RATE // 5 : at + RATE // 5] = False  # ignore the 0.4 s around the click
+    level_plain = np.percentile(np.abs(plain[away]), 99.5)
+    level_knocked = np.percentile(np.abs(knocked[away]), 99.5)
+    assert level_knocked == pytest.approx(level_plain, rel=0.1)
+    assert np.abs(knocked).max() > 3 * level_knocked  # the click is there, just not in charge
+
+
+def test_clip_is_measured_before_resampling(wav_bytes):
+    """Resampling and band-limiting smear flat-topped peaks: count clipping on decode."""
+    rate = 44100
+    loud = np.clip(4.0 * heart_at(rate), -1.0, 1.0)
+    clipped_share = float(np.mean(np.abs(loud) >= 0.999))
+    assert clipped_share > 0.02  # the test signal really is clipped
+
+    rec = utils.load_audio(wav_bytes(loud, rate))
+
+    assert rec.clip_fraction == pytest.approx(clipped_share, abs=0.002)
+    assert any(f"{clipped_share:.0%} of the samples are clipped" in w for w in rec.warnings)
+    # What a count after the front end would see: the flat tops are gone.
+    prepared = np.abs(utils.prepare_signal(rec.samples, rate))
+    assert np.mean(prepared >= 0.999 * prepared.max()) < clipped_share / 100
+
+
+@degenerate
+def test_heavy_clipping_warns_with_the_percentage(wav_bytes):
+    loud = np.clip(20.0 * heart_at(RATE), -1.0, 1.0)
+
+    rec = utils.load_audio(wav_bytes(loud, RATE))
+
+    assert rec.clip_fraction > 0.05
+    (warning,) = [w for w in rec.warnings if "clipped" in w]
+    assert f"{rec.clip_fraction:.0%}" in warning
+    assert "lower the gain" in warning
+
+
+def test_mild_peaks_do_not_warn(wav_bytes):
+    rec = utils.load_audio(wav_bytes(heart_at(RATE), RATE))
+    assert rec.warnings == ()
+    assert rec.clip_fraction == 0.0
+
+
+# --------------------------------------------------------------------------------------
+# decoding: formats a phone or a laptop produces
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fmt", "subtype"),
+    [("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")],
+    ids=["flac", "ogg-vorbis", "mp3"],
+)
+def test_flac_ogg_and_mp3_decode_with_soundfile(fmt, subtype, soundfile_bytes, monkeypatch):
+    def no_ffmpeg(data):
+        raise AssertionError("soundfile should have read this file")
+
+    monkeypatch.setattr(utils, "_decode_pyav", no_ffmpeg)
+    x = heart_at(RATE)
+
+    rec = utils.load_audio(soundfile_bytes(x, RATE, fmt, subtype))
+
+    assert rec.sample_rate == RATE
+    assert rec.duration_s == pytest.approx(20.0, abs=0.1)
+    original = utils.model_input(recording(x, RATE)).windows
+    decoded = utils.model_input(rec).windows
+    assert np.corrcoef(original.ravel(), decoded.ravel())[0, 1] > 0.98
+
+
+@pytest.mark.parametrize("container", ["webm", "mp4"], ids=["webm-opus", "m4a-aac"])
+def test_phone_formats_decode_with_pyav(container, phone_bytes):
+    x = heart_at(RATE)
+    data = phone_bytes(x, RATE, container)
+
+    rec = utils.load_audio(data)
+
+    assert rec.duration_s == pytest.approx(20.0, abs=0.1)
+    assert rec.channels == 1
+    original = utils.model_input(recording(x, RATE))
+    decoded = utils.model_input(rec)
+    assert decoded.windows.shape == original.windows.shape
+    assert np.corrcoef(original.windows.ravel(), decoded.windows.ravel())[0, 1] > 0.98
+
+
+def test_a_path_reads_like_bytes(tmp_path, wav_bytes):
+    path = tmp_path / "beat.wav"
+    path.write_bytes(wav_bytes(heart_at(RATE), RATE))
+
+    from_path = utils.load_audio(path)
+    from_str = utils.load_audio(str(path))
+    from_bytes = utils.load_audio(path.read_bytes())
+
+    np.testing.assert_array_equal(from_path.samples, from_bytes.samples)
+    np.testing.assert_array_equal(from_str.samples, from_bytes.samples)
+
+
+def test_96_khz_stereo_is_accepted_and_mixed_to_mono_with_a_warning(wav_bytes):
+    rate = 96000
+    left = heart_at(rate, seconds=5.0)
+    stereo = np.stack([left, 0.5 * left], axis=1)
+
+    rec = utils.load_audio(wav_bytes(stereo, rate))
+
+    assert (rec.sample_rate, rec.channels) == (rate, 2)
+    assert rec.samples.ndim == 1
+    assert rec.duration_s == pytest.approx(5.0)
+    np.testing.assert_allclose(rec.samples, 0.75 * left, atol=2e-4)
+    assert any("mixed down to mono" in w for w in rec.warnings)
+
+
+def test_truncated_wav_is_analysed_with_a_warning(wav_bytes):
+    data = wav_bytes(heart_at(RATE), RATE)
+    cut = data[: 44 + 2 * 12 * RATE]  # header + 12 s of the promised 20 s
+
+    rec = utils.load_audio(cut)
+
+    assert rec.duration_s == pytest.approx(12.0, abs=0.01)
+    assert any("truncated" in w for w in rec.warnings)
+    assert utils.model_input(rec).windows.shape[0] >= 5
+
+
+# --------------------------------------------------------------------------------------
+# unusable input: one clear message each, never a crash or a warning
+# --------------------------------------------------------------------------------------
+@degenerate
+def test_empty_bytes_are_refused():
+    with pytest.raises(InvalidAudioError, match=r"empty \(0 bytes\)"):
+        utils.load_audio(b"")
+
+
+@degenerate
+def test_zero_length_wav_is_refused(wav_bytes):
+    with pytest.raises(InvalidAudioError, match="no samples"):
+        utils.load_audio(wav_bytes(np.zeros(0, dtype=np.float32), RATE))
+
+
+@degenerate
+def test_wav_truncated_to_its_header_is_refused(wav_bytes):
+    header_only = wav_bytes(heart_at(RATE), RATE)[:44]
+    with pytest.raises(InvalidAudioError, match="truncated: it holds a header but no audio"):
+        utils.load_audio(header_only)
+
+
+@degenerate
+def test_streamed_wav_with_unknown_length_is_not_called_truncated(wav_bytes):
+    """Streaming writers put 0xFFFFFFFF in the size fields when they cannot seek back."""
+    data = bytearray(wav_bytes(heart_at(RATE, seconds=5.0), RATE))
+    data[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+
+    rec = utils.load_audio(bytes(data))
+
+    assert rec.duration_s == pytest.approx(5.0)
+    assert not any("truncated" in w for w in rec.warnings)
+
+
+@degenerate
+@pytest.mark.parametrize("seed", range(3))
+def test_random_bytes_are_refused(seed):
+    junk = np.random.default_rng(seed).bytes(50_000)
+    with pytest.raises(InvalidAudioError, match="not a readable audio recording"):
+        utils.load_audio(junk)
+
+
+@degenerate
+def test_text_file_is_refused(tmp_path):
+    path = tmp_path / "notes.wav"  # a misleading name changes nothing
+    path.write_text("Patient 12, mitral area, recorded after exercise.\n" * 100)
+    with pytest.raises(InvalidAudioError, match="not a readable audio recording"):
+        utils.load_audio(path)
+
+
+@degenerate
+def test_image_is_refused():
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, format="PNG")
+    with pytest.raises(InvalidAudioError, match="no audio"):
+        utils.load_audio(buf.getvalue())
+
+
+@degenerate
+def test_missing_file_and_folder_are_refused(tmp_path):
+    with pytest.raises(InvalidAudioError, match="file not found"):
+        utils.load_audio(tmp_path / "nothing.wav")
+    with pytest.raises(InvalidAudioError, match="is a folder"):
+        utils.load_audio(tmp_path)
+
+
+@degenerate
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_invalid_sample_values_are_refused(bad):
+    x = heart_at(RATE).astype(np.float64)
+    x[1234] = bad
+    with pytest.raises(InvalidAudioError, match="NaN or infinity"):
+        utils.validate_audio(x, RATE)
+
+
+@degenerate
+def test_float_wav_with_nan_is_refused(wav_bytes):
+    x = heart_at(RATE)
+    x[100] = np.nan
+    with pytest.raises(InvalidAudioError, match="NaN or infinity"):
+        utils.load_audio(wav_bytes(x, RATE, subtype="FLOAT"))
+
+
+@degenerate
+@pytest.mark.parametrize("level", [0.0, 1e-6], ids=["digital-zero", "below-noise-floor"])
+def test_silent_recording_is_refused(level, wav_bytes):
+    x = level * synthetic.noise(10.0, RATE, seed=0) / 0.1
+    with pytest.raises(InvalidAudioError, match="silent"):
+        utils.load_audio(wav_bytes(x, RATE, subtype="FLOAT"))
+
+
+@degenerate
+def test_constant_offset_counts_as_silent(wav_bytes):
+    with pytest.raises(InvalidAudioError, match="silent"):
+        utils.load_audio(wav_bytes(np.full(5 * RATE, 0.25, dtype=np.float32), RATE))
+
+
+@degenerate
+def test_half_second_is_too_short(wav_bytes):
+    with pytest.raises(InvalidAudioError, match=r"0\.5 s long; record at least 3 s"):
+        utils.load_audio(wav_bytes(heart_at(RATE, seconds=0.5), RATE))
+
+
+@degenerate
+def test_twenty_minutes_is_too_long(wav_bytes):
+    rate = 2000  # the smallest accepted rate keeps the file small (4.8 MB)
+    x = synthetic.noise(20 * 60.0, rate, seed=0)
+    with pytest.raises(InvalidAudioError, match=r"20\.0 minutes long.*up to 10\.0 minutes"):
+        utils.load_audio(wav_bytes(x, rate))
+
+
+@degenerate
+@pytest.mark.parametrize("rate", [1000, 192000])
+def test_sample_rate_out_of_range_is_refused(rate, wav_bytes):
+    x = synthetic.noise(4.0, rate, seed=0)
+    with pytest.raises(InvalidAudioError, match=f"sample rate {rate} Hz is outside"):
+        utils.load_audio(wav_bytes(x, rate))
+
+
+@degenerate
+def test_limits_come_from_the_settings(wav_bytes):
+    strict = dataclasses.replace(Settings(), min_duration_s=8.0)
+    data = wav_bytes(heart_at(RATE, seconds=5.0), RATE)
+
+    assert utils.load_audio(data).duration_s == pytest.approx(5.0)
+    with pytest.raises(InvalidAudioError, match="record at least 8 s"):
+        utils.load_audio(data, strict)
+
+
+@degenerate
+def test_8_bit_and_24_bit_wav_decode_to_full_scale():
+    x = heart_at(RATE, seconds=5.0)
+    for width, dtype, scale, offset in [(1, np.uint8, 127, 128), (3, None, 2**23 - 1, 0)]:
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(width)
+            w.setframerate(RATE)
+            ints = np.round(x * scale).astype(np.int32) + offset
+            if dtype is not None:
+                frames = ints.astype(dtype).tobytes()
+            else:
+                frames = b"".join(int(v).to_bytes(3, "little", signed=True) for v in ints)
+            w.writeframes(frames)
+        rec = utils.load_audio(buf.getvalue())
+        np.testing.assert_allclose(rec.samples, x, atol=1.5 / scale)
+
+
+# --------------------------------------------------------------------------------------
+# the demo recordings the analyzer offers
+# --------------------------------------------------------------------------------------
+@degenerate
+def test_demo_set_is_valid_audio_and_written_once(tmp_path):
+    paths = synthetic.write_demo_set(tmp_path / "demo")
+    stamps = [p.stat().st_mtime_ns for p in paths]
+
+    assert [p.name for p in paths] == list(synthetic.DEMO_RECORDINGS)
+    for path in paths:
+        rec = utils.load_audio(path)
+        assert (rec.sample_rate, rec.channels, rec.warnings) == (8000, 1, ())
+        assert rec.duration_s == pytest.approx(20.0)
+    assert synthetic.write_demo_set(tmp_path / "demo") == paths
+    assert [p.stat().st_mtime_ns for p in paths] == stamps  # idempotent: nothing rewritten
+
+
+def test_a_damaged_demo_file_is_rewritten(tmp_path):
+    (first, *_) = synthetic.write_demo_set(tmp_path)
+    original = first.read_bytes()
+    first.write_bytes(original[:1000])
+
+    synthetic.write_demo_set(tmp_path)
+
+    assert first.read_bytes() == original
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_synthetic_sounds_are_deterministic_and_seeded():
+    a = synthetic.heart_sound(5.0, RATE, murmur=True, noise_snr_db=6.0, seed=7)
+    b = synthetic.heart_sound(5.0, RATE, murmur=True, noise_snr_db=6.0, seed=7)
+    c = synthetic.heart_sound(5.0, RATE, murmur=True, noise_snr_db=6.0, seed=8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.abs(a).max() <= 0.99
