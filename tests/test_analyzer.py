@@ -1,0 +1,92 @@
+"""The analyzer's promises: an immutable, explainable result; 'unsure' instead of a guess."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from auscult import synthetic
+from auscult.analyzer import AnalysisResult, Analyzer, record_probability
+from auscult.errors import InvalidAudioError
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+def _wav(x: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_result_is_frozen_and_round_trips_through_json(analyzer):
+    result = analyzer.analyze(_wav(synthetic.heart_sound(12.0, 4000, seed=3), 4000))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.label = "abnormal"  # type: ignore[misc]
+    again = AnalysisResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again == result
+
+
+def test_every_window_is_reported_and_the_record_probability_is_their_mean(analyzer):
+    result = analyzer.analyze(_wav(synthetic.heart_sound(30.0, 8000, seed=4), 8000))
+    assert len(result.window_probabilities) == len(result.window_starts_s) >= 14
+    assert result.window_starts_s[-1] + result.window_s == pytest.approx(30.0, abs=0.05)
+    assert result.probability == pytest.approx(record_probability(result.window_probabilities))
+
+
+def test_noise_without_a_heartbeat_is_unsure_not_abnormal(analyzer):
+    result = analyzer.analyze(_wav(synthetic.noise(15.0, 8000, seed=5), 8000))
+    assert result.label == "unsure"
+    assert not result.reliable
+    assert "record again" in result.reason
+
+
+def test_a_clean_regular_heartbeat_is_judged(analyzer):
+    result = analyzer.analyze(_wav(synthetic.heart_sound(20.0, 8000, bpm=72, seed=6), 8000))
+    assert result.reliable
+    assert result.label in {"normal", "abnormal"}
+    assert result.heart_rate_bpm == pytest.approx(72, abs=5)
+
+
+def test_a_recording_shorter_than_one_window_is_padded_and_says_so(analyzer):
+    result = analyzer.analyze(_wav(synthetic.heart_sound(3.5, 8000, seed=7), 8000))
+    assert result.padded
+    assert len(result.window_probabilities) == 1
+    assert any("shorter than one" in w for w in result.warnings)
+
+
+def test_unusable_input_raises_a_human_message(analyzer):
+    with pytest.raises(InvalidAudioError, match="record at least"):
+        analyzer.analyze(_wav(synthetic.heart_sound(0.5, 8000), 8000))
+
+
+@pytest.mark.data
+def test_real_recordings_are_labelled_with_their_reference_when_clear(analyzer, physionet_dir):
+    """Two records the model separates with a clear margin keep their reference labels."""
+    normal = analyzer.analyze(physionet_dir / "training-e" / "e00010.flac")
+    abnormal = analyzer.analyze(physionet_dir / "training-e" / "e00152.flac")
+    assert (normal.label, abnormal.label) == ("normal", "abnormal")
+
+
+def test_the_runtime_never_imports_tensorflow():
+    code = (
+        "import sys, io, soundfile as sf; from auscult import synthetic;"
+        "from auscult.analyzer import Analyzer; b = io.BytesIO();"
+        "sf.write(b, synthetic.heart_sound(10.0, 4000), 4000, format='WAV');"
+        "Analyzer().analyze(b.getvalue()); print('tensorflow' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"
