@@ -612,7 +612,13 @@ def page_analyze() -> None:
                 format_func=lambda i: demos[i].title,
                 key="demo_choice",
             )
-            if st.button("Analyse demo", icon=":material/play_arrow:", type="primary"):
+            go, listen = st.columns([1, 2.2], vertical_alignment="center")
+            with listen:
+                path = demos[choice].path
+                st.audio(
+                    path.read_bytes(), format=_MEDIA_TYPES.get(path.suffix.lower(), "audio/wav")
+                )
+            if go.button("Analyse demo", icon=":material/play_arrow:", type="primary"):
                 demo = demos[choice]
                 st.session_state.upload_done = uploaded.file_id if uploaded is not None else None
                 analyse_into_session(
@@ -1006,13 +1012,20 @@ def page_model() -> None:
                 _metrics_rows(per_db, "database"), hide_index=True, column_config=_METRIC_COLUMNS
             )
         lodo = metrics.get("lodo") or {}
+        folds = lodo.get("folds", lodo) if isinstance(lodo, dict) else {}
         st.markdown("**Leave-one-database-out** (trained without the database, tested on it)")
-        if lodo:
+        if folds:
             st.dataframe(
-                _metrics_rows(lodo, "held-out database"),
+                _metrics_rows(folds, "held-out database"),
                 hide_index=True,
                 column_config=_METRIC_COLUMNS,
             )
+            if "mean_macc" in lodo:
+                st.caption(
+                    f"Mean over held-out databases: MAcc {lodo['mean_macc']:.2f}, "
+                    f"AUC {lodo.get('mean_auc', float('nan')):.2f}. This is the best guess of "
+                    "how the model does on a new kind of stethoscope."
+                )
         else:
             st.caption("Not computed for this model yet.")
         st.caption(
@@ -1023,8 +1036,9 @@ def page_model() -> None:
         st.subheader("Intended use and limits")
         st.markdown(
             "- **Decision support, not a diagnosis.** A trained clinician decides.\n"
-            "- Trained on the **PhysioNet/CinC 2016** heart-sound recordings, made with "
-            "electronic stethoscopes, mostly of adults.\n"
+            "- Trained on the **PhysioNet/CinC 2016** heart-sound recordings: electronic "
+            "stethoscope recordings of healthy people and heart patients from several "
+            "research groups.\n"
             "- **Phone recordings are outside the training distribution**: treat their results "
             "with extra care and record again when unsure.\n"
             "- **Not validated for children or neonates.**\n"

@@ -124,7 +124,7 @@ def draw_waveform(
     norm = _norm(threshold)
     for a, b, p in _covering_segments(starts, window_s, probs):
         colour = _PROB_CMAP(norm(p)) if reliable else _UNRELIABLE
-        ax.axvspan(a, b, color=colour, alpha=0.45, lw=0, zorder=0)
+        ax.axvspan(a, b, color=colour, alpha=0.35, lw=0, zorder=0)
     if x.size:
         n_bins = min(_MAX_WAVE_BINS, x.size)
         per_bin = x.size // n_bins

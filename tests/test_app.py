@@ -416,6 +416,29 @@ def test_model_page_shows_metrics_and_limits(work, no_physionet):
     assert {"Se", "Sp", "MAcc", "AUC"} <= set(at.dataframe[0].value.columns)
 
 
+def test_model_page_shows_lodo_folds_and_evaluation_plots(
+    work, no_physionet, tmp_path, monkeypatch
+):
+    from matplotlib.figure import Figure
+
+    models = tmp_path / "models"
+    (models / "evaluation").mkdir(parents=True)
+    meta = json.loads((PROJECT_ROOT / "models" / "metadata.json").read_text())
+    fold = {"n": 10, "n_abnormal": 3, "sensitivity": 0.8, "specificity": 0.7, "macc": 0.75,
+            "auc": 0.8}  # fmt: skip
+    meta["metrics"]["lodo"] = {"folds": {"a": fold, "b": fold}, "mean_macc": 0.75, "mean_auc": 0.8}
+    (models / "metadata.json").write_text(json.dumps(meta))
+    Figure().savefig(models / "evaluation" / "roc.png")
+    monkeypatch.setenv("AUSCULT_MODELS_DIR", str(models))
+    get_settings.cache_clear()
+    at = run_page("model")
+    assert not at.exception
+    lodo = at.dataframe[-1].value
+    assert list(lodo["held-out database"]) == ["training-a", "training-b"]
+    assert "Mean over held-out databases: MAcc 0.75" in texts(at)
+    assert len(at.get("image")) == 1
+
+
 def test_missing_model_is_a_clear_error_and_other_pages_work(
     work, no_physionet, tmp_path, monkeypatch
 ):
