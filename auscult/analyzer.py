@@ -83,13 +83,17 @@ def record_probability(window_probabilities: np.ndarray) -> float:
 
 
 def _reason(
-    label: str, n_abnormal: int, n_windows: int, quality: Quality, min_quality: float
-) -> str:
+    label: str, probability: float, threshold: float, n_abnormal: int, n_windows: int,
+    quality: Quality, min_quality: float,
+) -> str:  # fmt: skip
     if label == "unsure":
+        lean = "abnormal" if probability >= threshold else "normal"
         return (
-            f"recording quality is too low to judge (quality {quality.score:.2f}, needs "
-            f"{min_quality:.2f}): no regular heartbeat stands out from the noise — press the "
-            "microphone firmly on the chest in a quiet room and record again"
+            f"too poor to judge (quality {quality.score:.2f}, needs {min_quality:.2f}): no "
+            "regular heartbeat stands out — the recording may be noisy, or the rhythm may be "
+            f"irregular (the model leans {lean}, p={probability:.2f}, but that is not a "
+            "reliable answer). Press the microphone firmly on the chest in a quiet room and "
+            "record again; an irregular rhythm is itself a reason for review"
         )
     pattern = f"abnormal pattern in {n_abnormal} of {n_windows} windows"
     if label == "abnormal":
@@ -135,7 +139,9 @@ class Analyzer:
             probability=probability,
             threshold=threshold,
             reliable=reliable,
-            reason=_reason(label, n_abnormal, len(probs), quality, s.min_quality),
+            reason=_reason(
+                label, probability, threshold, n_abnormal, len(probs), quality, s.min_quality
+            ),
             duration_s=recording.duration_s,
             sample_rate=recording.sample_rate,
             channels=recording.channels,
