@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ import utils
 from auscult.analyzer import AnalysisResult, Analyzer
 from auscult.batch import BatchRow, analyze_many, audio_paths, csv_text
 from auscult.errors import AuscultError, InvalidAudioError
-from auscult.inbox import audio_extension, inbox_filename
+from auscult.inbox import audio_extension, inbox_filename, write_atomically
 from auscult.plots import LABEL_COLOURS, analysis_figure, figure_png, gauge_figure
 from auscult.reading import DISCLAIMER, percent_pair, reading
 from auscult.store import SOURCES, Entry, Store
@@ -123,21 +121,6 @@ def _inbox_lock(db_path: str) -> threading.Lock:
 # --------------------------------------------------------------------------------------
 # actions: no Streamlit calls below this line until "pages"
 # --------------------------------------------------------------------------------------
-def save_audio(folder: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` to ``folder/name`` atomically (hidden temporary file, then rename)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        target = folder / name
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
 def _upload_name(filename: str, data: bytes, source: str) -> str:
     """A server-chosen file name that keeps a sensible ending."""
     ext = Path(filename).suffix.lower()
@@ -162,7 +145,7 @@ def analyse_upload(
     row, so history never points at a missing file.
     """
     analysis = analyzer.analyze_detailed(bytes(data))
-    path = save_audio(settings.uploads_dir, _upload_name(filename, data, source), bytes(data))
+    path = write_atomically(settings.uploads_dir, _upload_name(filename, data, source), bytes(data))
     try:
         entry_id = store.record(
             source=source,
@@ -324,7 +307,7 @@ def run_batch(
         if isinstance(item, tuple):
             name, data = item
             saved[i] = (
-                save_audio(settings.uploads_dir, _upload_name(name, data, "batch"), data)
+                write_atomically(settings.uploads_dir, _upload_name(name, data, "batch"), data)
                 if data
                 else None
             )

@@ -37,6 +37,7 @@ __all__ = [
     "audio_extension",
     "deliver_recording",
     "inbox_filename",
+    "write_atomically",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_atomically(folder: Path, name: str, data: bytes) -> Path:
+def write_atomically(folder: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to ``folder/name`` so that no reader ever sees half a file."""
     folder.mkdir(parents=True, exist_ok=True)
     # Hidden ``.part`` name: folder scanners skip it, and it is on the same file system as
     # the target, so os.replace is an atomic rename.
@@ -175,7 +177,7 @@ def deliver_recording(
     duration = samples.shape[0] / rate
 
     name = inbox_filename(source, site, audio_extension(data))
-    path = _write_atomically(Path(s.inbox_dir), name, bytes(data))
+    path = write_atomically(Path(s.inbox_dir), name, bytes(data))
     try:
         entry_id = store.add_pending(source=source, filename=name, audio_path=path, site=site)
     except BaseException:

@@ -6,8 +6,6 @@ Pure functions returning :class:`matplotlib.figure.Figure` objects, built withou
 - :func:`analysis_figure` — three panels on one time axis: the waveform with every stretch
   shaded by the probability of the analysis windows covering it, the log-mel spectrogram,
   and the per-window probability timeline with the decision threshold;
-- :func:`waveform_figure`, :func:`spectrogram_figure`, :func:`timeline_figure` — the same
-  panels one at a time;
 - :func:`gauge_figure` — the record-level probability against the threshold;
 - :func:`figure_png` — render a figure to PNG bytes (for caching and downloads).
 
@@ -34,9 +32,6 @@ __all__ = [
     "figure_png",
     "gauge_figure",
     "probability_colour",
-    "spectrogram_figure",
-    "timeline_figure",
-    "waveform_figure",
 ]
 
 #: One colour per label, used by the plots and the app's result card.
@@ -256,59 +251,6 @@ def analysis_figure(
     _title(ax_time, f"Probability of an abnormal sound, per {window_s:g} s window" + note)
     for ax in (ax_wave, ax_spec):
         ax.tick_params(labelbottom=False)
-    return fig
-
-
-def waveform_figure(
-    signal: np.ndarray,
-    rate: int,
-    window_starts_s: Sequence[float],
-    window_s: float,
-    window_probabilities: Sequence[float],
-    threshold: float,
-    *,
-    reliable: bool = True,
-    width_in: float = 11.0,
-) -> Figure:
-    """The waveform panel alone."""
-    fig = Figure(figsize=(width_in, 2.0), layout="constrained")
-    ax = fig.subplots()
-    draw_waveform(
-        ax, signal, rate, window_starts_s, window_s, window_probabilities, threshold,
-        reliable=reliable,
-    )  # fmt: skip
-    ax.set_xlabel("time (s)", fontsize=8)
-    return fig
-
-
-def spectrogram_figure(
-    features: np.ndarray,
-    hop_s: float,
-    band_hz: tuple[float, float],
-    *,
-    width_in: float = 11.0,
-) -> Figure:
-    """The log-mel spectrogram panel alone."""
-    fig = Figure(figsize=(width_in, 2.0), layout="constrained")
-    ax = fig.subplots()
-    draw_spectrogram(ax, features, hop_s, band_hz)
-    ax.set_xlabel("time (s)", fontsize=8)
-    return fig
-
-
-def timeline_figure(
-    window_starts_s: Sequence[float],
-    window_s: float,
-    window_probabilities: Sequence[float],
-    threshold: float,
-    *,
-    reliable: bool = True,
-    width_in: float = 11.0,
-) -> Figure:
-    """The per-window probability timeline alone."""
-    fig = Figure(figsize=(width_in, 2.0), layout="constrained")
-    ax = fig.subplots()
-    draw_timeline(ax, window_starts_s, window_s, window_probabilities, threshold, reliable=reliable)
     return fig
 
 

@@ -56,8 +56,9 @@ def test_any_length_from_padded_to_ten_minutes(seconds, n_windows):
 
 
 def test_waveform_is_shaded_by_window_probability():
-    signal, _, starts, _ = inputs(8.0, 3)
-    fig = plots.waveform_figure(signal, RATE, starts, 4.0, [0.05, 0.5, 0.95], threshold=0.5)
+    signal, features, starts, _ = inputs(8.0, 3)
+    probs = [0.05, 0.5, 0.95]
+    fig = plots.analysis_figure(signal, RATE, features, HOP_S, BAND, starts, 4.0, probs, 0.5)
     spans = [p for p in fig.axes[0].patches]
     assert len(spans) >= 3  # one band per stretch between window edges
     first, last = spans[0].get_facecolor(), spans[-1].get_facecolor()
@@ -85,20 +86,19 @@ def test_gauge_shows_probability_in_the_label_colour(label):
     assert to_rgb(texts["64.9%"].get_color()) == to_rgb(plots.LABEL_COLOURS[label])
 
 
-def test_single_panels_are_figures():
-    _signal, features, starts, probs = inputs(10.0, 4)
-    assert isinstance(plots.spectrogram_figure(features, HOP_S, BAND), Figure)
-    assert isinstance(plots.timeline_figure(starts, 4.0, probs, 0.5), Figure)
-
-
 def test_silent_features_do_not_break_the_colour_scale():
-    fig = plots.spectrogram_figure(np.zeros((32, 100), np.float32), HOP_S, BAND)
+    signal, _, starts, probs = inputs(2.0, 1)
+    silent = np.zeros((32, 100), np.float32)
+    fig = plots.analysis_figure(signal, RATE, silent, HOP_S, BAND, starts, 4.0, probs, 0.5)
     assert plots.figure_png(fig, dpi=40).startswith(PNG_MAGIC)
 
 
 def test_unreliable_result_is_drawn_in_grey():
-    signal, _, starts, _ = inputs(8.0, 3)
-    fig = plots.waveform_figure(signal, RATE, starts, 4.0, [0.9, 0.95, 0.99], 0.5, reliable=False)
+    signal, features, starts, _ = inputs(8.0, 3)
+    probs = [0.9, 0.95, 0.99]
+    fig = plots.analysis_figure(
+        signal, RATE, features, HOP_S, BAND, starts, 4.0, probs, 0.5, reliable=False
+    )
     for span in fig.axes[0].patches:
         r, g, b, _ = span.get_facecolor()
         assert max(r, g, b) - min(r, g, b) < 0.05, "grey, not red: noise must not look like disease"

@@ -19,29 +19,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 from config import PROJECT_ROOT, get_settings
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = PROJECT_ROOT / "screenshots"
 VIEWPORT = {"width": 1400, "height": 900}
 
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian Chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
-        allow_module_level=True,
-    )
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+require_chromium()
+playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
 def _free_port() -> int:

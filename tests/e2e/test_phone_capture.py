@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from chromium import CHROMIUM, FAKE_MEDIA_ARGS, require_chromium
+from chromium import CHROMIUM_ARGS as BASE_ARGS
 from scipy import signal as sps
 
 from auscult.store import Store
@@ -30,17 +32,7 @@ from config import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
+CHROMIUM_ARGS = [*BASE_ARGS, *FAKE_MEDIA_ARGS]
 RECORD_S = 10  # the page's shortest automatic stop
 PLAY_S = 16.0  # the played file is longer than the recording: capture starts a bit later
 MAX_STOP_TO_STORED_MS = 2000
@@ -51,12 +43,8 @@ CANDIDATE_DATABASES = ("training-a", "training-b", "training-e")
 CANDIDATES_PER_DATABASE = 10
 MIN_MARGIN = 0.03
 
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian Chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
-        allow_module_level=True,
-    )
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+require_chromium()
+playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
 # --------------------------------------------------------------------------------------
