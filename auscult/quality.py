@@ -23,6 +23,7 @@ a regular one, and speech-like or rubbing noise with a syllable rhythm passes 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps
@@ -59,6 +60,12 @@ class Quality:
     clip_fraction: float
 
 
+@lru_cache(maxsize=8)
+def _butter(order: int, cutoff: float | tuple[float, float], btype: str, fs: int) -> np.ndarray:
+    """Butterworth design as second-order sections, designed once per setting."""
+    return sps.butter(order, cutoff, btype=btype, fs=fs, output="sos")
+
+
 def envelope(x: np.ndarray, rate: int) -> np.ndarray:
     """Mean-removed amplitude envelope of a heart-sound signal, sampled at 50 Hz.
 
@@ -79,11 +86,11 @@ def envelope(x: np.ndarray, rate: int) -> np.ndarray:
     n = len(x) // step
     if n == 0:
         return np.zeros(0)
-    sos = sps.butter(2, [25.0, 400.0], btype="bandpass", fs=rate, output="sos")
+    sos = _butter(2, (25.0, 400.0), "bandpass", rate)
     band = sps.sosfilt(sos, np.asarray(x, dtype=np.float64))
     env = np.abs(band[: n * step]).reshape(n, step).mean(axis=1)
     if n > 15:
-        lowpass = sps.butter(2, ENVELOPE_LOWPASS_HZ, fs=ENVELOPE_RATE, output="sos")
+        lowpass = _butter(2, ENVELOPE_LOWPASS_HZ, "lowpass", ENVELOPE_RATE)
         env = sps.sosfiltfilt(lowpass, env)
     return env - env.mean()
 
