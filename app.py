@@ -975,7 +975,12 @@ def page_model() -> None:
     c = st.columns(4)
     c[0].metric("Version", meta.get("version", "—"))
     c[1].metric("Decision threshold", f"{meta['threshold']:.0%}" if "threshold" in meta else "—")
-    c[2].metric("Training records", sum(records.values()) if records else "—")
+    c[2].metric(
+        "Records (train / validation / test)",
+        " / ".join(str(records.get(k, "—")) for k in ("train", "validation", "test"))
+        if records
+        else "—",
+    )
     c[3].metric("Trained", str(training.get("date", "—"))[:10])
 
     left, right = st.columns([1.2, 1], gap="large")
