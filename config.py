@@ -59,6 +59,9 @@ class Settings:
     silence_rms: float = 1e-4  # RMS (full scale = 1) below which a recording is silent
     max_upload_bytes: int = 64 * 1024 * 1024
 
+    #: CPU threads for LiteRT inference (the conv layers split across cores).
+    inference_threads: int = 2
+
     # --- decision ----------------------------------------------------------------------
     #: Quality score (0–1) below which the analyzer says "unsure" instead of guessing.
     min_quality: float = 0.35

@@ -60,11 +60,12 @@ class ModelRunner:
     path: Path
     threshold: float
     metadata: dict[str, Any]
+    threads: int = 1
 
     def __post_init__(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_path=str(self.path), num_threads=1)
+        self._interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._batch = 0
@@ -87,7 +88,12 @@ class ModelRunner:
                     f"{path.name} does not match the sha256 in metadata.json; restore it from git"
                 )
         check_preprocessing(metadata, s)
-        return cls(path=path, threshold=float(metadata["threshold"]), metadata=metadata)
+        return cls(
+            path=path,
+            threshold=float(metadata["threshold"]),
+            metadata=metadata,
+            threads=s.inference_threads,
+        )
 
     @property
     def version(self) -> str:
