@@ -257,7 +257,8 @@ def load_audio(source: AudioSource, settings: Settings | None = None) -> Recordi
 # --------------------------------------------------------------------------------------
 @lru_cache(maxsize=8)
 def _bandpass(low_hz: float, high_hz: float, rate: int) -> np.ndarray:
-    return sps.butter(4, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
+    sos = sps.butter(4, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
+    return sos.astype(np.float32)
 
 
 def prepare_signal(
@@ -270,12 +271,15 @@ def prepare_signal(
     the peak keeps one click or bump from shrinking the heart sounds.
     """
     s = settings or get_settings()
-    x = np.asarray(samples, dtype=np.float64)
+    # float32 throughout: twice as fast as float64, and far below the signal's own noise
+    x = np.asarray(samples, dtype=np.float32)
     if sample_rate != s.sample_rate:
         g = np.gcd(int(sample_rate), s.sample_rate)
-        x = sps.resample_poly(x, s.sample_rate // g, int(sample_rate) // g)
+        x = sps.resample_poly(x, s.sample_rate // g, int(sample_rate) // g).astype(np.float32)
     x = sps.sosfiltfilt(_bandpass(s.band_low_hz, s.band_high_hz, s.sample_rate), x)
-    scale = np.percentile(np.abs(x), 99.0)
+    magnitude = np.abs(x)
+    k = int(0.99 * (len(magnitude) - 1))
+    scale = float(np.partition(magnitude, k)[k])  # 99th percentile without a full sort
     if scale > 0:
         x = x / scale
     return x.astype(np.float32)
