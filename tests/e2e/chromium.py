@@ -21,6 +21,20 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 FAKE_MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+#: A phone-sized browser context that accepts the recording page's self-signed certificate
+#: (as a user does once on the phone).
+PHONE_CONTEXT = {
+    "ignore_https_errors": True,
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+def fake_microphone_file_arg(wav: Path) -> str:
+    """With ``FAKE_MEDIA_ARGS``: the fake microphone plays ``wav`` once (no loop)."""
+    return f"--use-file-for-fake-audio-capture={wav}%noloop"
 
 
 def require_chromium() -> None:
@@ -31,3 +45,28 @@ def require_chromium() -> None:
             allow_module_level=True,
         )
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+def streamlit_screenshot(page, path: Path) -> None:
+    """A full-page screenshot of a Streamlit page.
+
+    Streamlit scrolls inside its own container, so the viewport is grown until the layout
+    stops growing (images load late), then put back.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    viewport = page.viewport_size
+    page.wait_for_load_state("networkidle")
+    height = 0
+    for _ in range(5):
+        needed = page.evaluate(
+            "() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))"
+        )
+        if needed <= height:
+            break
+        height = needed
+        page.set_viewport_size(
+            {"width": viewport["width"], "height": max(viewport["height"], height)}
+        )
+        page.wait_for_timeout(400)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)

@@ -8,18 +8,13 @@ inbox page. A full-page screenshot of every page is saved under ``screenshots/``
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_screenshot
+from servers import analyzer_app
 
 from config import PROJECT_ROOT, get_settings
 
@@ -30,12 +25,6 @@ VIEWPORT = {"width": 1400, "height": 900}
 
 require_chromium()
 playwright_sync = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -52,43 +41,12 @@ def recordings() -> tuple[Path, Path]:
 def server(tmp_path_factory):
     """``streamlit run app.py`` on a free port with its own work folder; yields (url, work)."""
     work = tmp_path_factory.mktemp("app-e2e")
-    port = _free_port()
-    env = dict(
-        os.environ,
-        AUSCULT_WORK_DIR=str(work),
-        AUSCULT_RECORDER_URL="https://192.168.1.23:8503/?t=e2e-token",
-        AUSCULT_PAIRING_TOKEN="e2e-token",
-    )
-    log = (work / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.close()
-                    pytest.fail(
-                        "streamlit did not start:\n" + (work / "streamlit.log").read_text()[-3000:]
-                    )
-                time.sleep(0.2)
+    env = {
+        "AUSCULT_RECORDER_URL": "https://192.168.1.23:8503/?t=e2e-token",
+        "AUSCULT_PAIRING_TOKEN": "e2e-token",
+    }
+    with analyzer_app(work, env) as url:
         yield url, work
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -102,23 +60,7 @@ def page(server):
 
 
 def screenshot(page, name: str) -> None:
-    """Full page: Streamlit scrolls inside its own container, so grow the viewport to fit."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.wait_for_load_state("networkidle")
-    height = 0
-    for _ in range(5):  # images load and the layout grows: resize until it stops growing
-        needed = page.evaluate(
-            "() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))"
-        )
-        if needed <= height:
-            break
-        height = needed
-        page.set_viewport_size(
-            {"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)}
-        )
-        page.wait_for_timeout(400)
-    page.screenshot(path=str(SCREENSHOTS / f"app-{name}.png"), full_page=True)
-    page.set_viewport_size(VIEWPORT)
+    streamlit_screenshot(page, SCREENSHOTS / f"app-{name}.png")
 
 
 def test_upload_shows_the_result_card(server, page, recordings):

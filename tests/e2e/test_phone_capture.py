@@ -14,21 +14,25 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import socket
-import threading
-import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 import soundfile as sf
-from chromium import CHROMIUM, FAKE_MEDIA_ARGS, require_chromium
+from chromium import (
+    CHROMIUM,
+    FAKE_MEDIA_ARGS,
+    PHONE_CONTEXT,
+    fake_microphone_file_arg,
+    require_chromium,
+)
 from chromium import CHROMIUM_ARGS as BASE_ARGS
 from scipy import signal as sps
+from servers import recording_page
 
 from auscult.store import Store
-from auscult.tls import ensure_certificate
-from config import PROJECT_ROOT, Settings
+from config import PROJECT_ROOT, Settings, get_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -59,43 +63,21 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
-    import mobile_recorder
-
     work = tmp_path_factory.mktemp("work")
     settings = dataclasses.replace(Settings(), work_dir=work)
-    cert = ensure_certificate(work / "tls", "127.0.0.1")
     store = Store(settings.db_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        mobile_recorder.create_app(settings, TOKEN, store),
-        host="127.0.0.1",
-        port=port,
-        ssl_certfile=str(cert.cert_path),
-        ssl_keyfile=str(cert.key_path),
-        log_level="warning",
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started:
-        assert time.monotonic() < deadline, "the recording page did not start"
-        time.sleep(0.05)
-    yield Server(f"https://127.0.0.1:{port}/?t={TOKEN}", settings, store)
-    srv.should_exit = True
-    thread.join(timeout=10)
-    store.close()
+    try:
+        with recording_page(settings, TOKEN, store) as url:
+            yield Server(f"{url}/?t={TOKEN}", settings, store)
+    finally:
+        store.close()
 
 
 # --------------------------------------------------------------------------------------
 # recordings to play
 # --------------------------------------------------------------------------------------
 def reference(database: str) -> dict[str, int]:
-    path = Settings().data_dir / database / "REFERENCE.csv"
+    path = get_settings().data_dir / database / "REFERENCE.csv"
     if not path.exists():
         pytest.skip(f"PhysioNet 2016 data not found at {path.parent}")
     with path.open() as f:
@@ -147,17 +129,11 @@ def browser_page(url: str, *extra_args: str, wav: Path | None = None):
     """A phone-sized page in headless Debian Chromium, failing on any script error."""
     args = [*CHROMIUM_ARGS, *extra_args]
     if wav is not None:
-        args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
+        args.append(fake_microphone_file_arg(wav))
     with playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
         try:
-            context = browser.new_context(
-                ignore_https_errors=True,  # the self-signed certificate, accepted once on a phone
-                viewport={"width": 390, "height": 844},
-                device_scale_factor=2,
-                is_mobile=True,
-                has_touch=True,
-            )
+            context = browser.new_context(**PHONE_CONTEXT)
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -226,7 +202,7 @@ def played_record(tmp_path: Path) -> tuple[str, Path]:
     names = reference("training-a")
     record = next(name for name, label in names.items() if label == -1)
     wav = fake_microphone_wav(
-        Settings().data_dir / "training-a" / f"{record}.flac", tmp_path / "mic.wav"
+        get_settings().data_dir / "training-a" / f"{record}.flac", tmp_path / "mic.wav"
     )
     return record, wav
 
@@ -340,21 +316,9 @@ def test_refused_microphone_gives_clear_instructions(server):
 
 
 def test_page_without_https_explains_why_the_microphone_is_unavailable(server):
-    import uvicorn
-
-    import mobile_recorder
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = mobile_recorder.create_app(server.settings, TOKEN, server.store)
-    plain = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=plain.run, daemon=True)
-    thread.start()
-    try:
-        while not plain.started:
-            time.sleep(0.05)
+    with recording_page(server.settings, TOKEN, server.store, tls=False) as url:
         # A LAN-style name over plain HTTP is not a secure context (127.0.0.1 itself would be).
+        port = urlsplit(url).port
         rule = "--host-resolver-rules=MAP phone.test 127.0.0.1"
         with browser_page(f"http://phone.test:{port}/?t={TOKEN}", rule) as page:
             alert = page.wait_for_selector("#alert:not([hidden])", timeout=10_000)
@@ -362,9 +326,6 @@ def test_page_without_https_explains_why_the_microphone_is_unavailable(server):
             assert "not secure" in alert.inner_text()
             SCREENSHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "recorder-insecure.png"))
-    finally:
-        plain.should_exit = True
-        thread.join(timeout=10)
 
 
 # --------------------------------------------------------------------------------------
@@ -393,7 +354,7 @@ def clear_record(analyzer, label: str, tmp_path: Path) -> tuple[Path, str, float
         ]
         for name in names:
             wav = fake_microphone_wav(
-                Settings().data_dir / database / f"{name}.flac", tmp_path / f"{name}.wav"
+                get_settings().data_dir / database / f"{name}.flac", tmp_path / f"{name}.wav"
             )
             result = analyzer.analyze(wav)
             if result.label == label and result.reliable:
