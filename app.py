@@ -436,7 +436,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "phone_shown": None,  # Shown on the Phone inbox page
     "inbox_seen": None,  # newest inbox entry id when the page was opened
     "history_shown": None,  # Shown on the History page
-    "figures": {},  # Shown.key → (analysis PNG, gauge PNG)
+    "figures": {},  # (Shown.key, "gauge" | "plot") → PNG
 }
 
 
@@ -449,34 +449,40 @@ def init_session() -> None:
 # --------------------------------------------------------------------------------------
 # the result view
 # --------------------------------------------------------------------------------------
-def _figures(shown: Shown, settings: Settings) -> tuple[bytes | None, bytes]:
-    """Rendered PNGs of one result, cached in the session: reruns stay fast."""
-    cache: dict[str, tuple[bytes | None, bytes]] = st.session_state.figures
-    if shown.key not in cache:
+def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
+    """The rendered ``"gauge"`` or ``"plot"`` PNG of one result, cached in the session.
+
+    Rendered one at a time, where the page shows them, so the result card is on screen
+    before the slower three-panel plot is drawn. ``None`` for the plot when the audio is gone.
+    """
+    cache: dict[tuple[str, str], bytes | None] = st.session_state.figures
+    if (shown.key, which) not in cache:
         r = shown.result
-        gauge = figure_png(gauge_figure(r.probability, r.threshold, r.label), dpi=120)
-        plot = None
-        mi = with_model_input(shown, settings).model_input
-        if mi is not None:
-            plot = figure_png(
-                analysis_figure(
-                    mi.signal,
-                    settings.sample_rate,
-                    mi.features,
-                    settings.hop_length / settings.sample_rate,
-                    (settings.mel_fmin, settings.mel_fmax),
-                    r.window_starts_s,
-                    r.window_s,
-                    r.window_probabilities,
-                    r.threshold,
-                    reliable=r.reliable,
-                ),
-                dpi=110,
-            )
-        while len(cache) >= 8:  # keep the session small
+        if which == "gauge":
+            png = figure_png(gauge_figure(r.probability, r.threshold, r.label), dpi=120)
+        else:
+            png = None
+            mi = with_model_input(shown, settings).model_input
+            if mi is not None:
+                png = figure_png(
+                    analysis_figure(
+                        mi.signal,
+                        settings.sample_rate,
+                        mi.features,
+                        settings.hop_length / settings.sample_rate,
+                        (settings.mel_fmin, settings.mel_fmax),
+                        r.window_starts_s,
+                        r.window_s,
+                        r.window_probabilities,
+                        r.threshold,
+                        reliable=r.reliable,
+                    ),
+                    dpi=110,
+                )
+        while len(cache) >= 16:  # keep the session small
             cache.pop(next(iter(cache)))
-        cache[shown.key] = (plot, gauge)
-    return cache[shown.key]
+        cache[(shown.key, which)] = png
+    return cache[(shown.key, which)]
 
 
 def result_card(label: str, headline: str, subtitle: str) -> None:
@@ -500,13 +506,12 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
     when = f" · {local_time(shown.created_at)}" if shown.created_at else ""
     st.caption(f"**{shown.name}** · {shown.source}{where}{when}{ref}")
 
-    plot_png, gauge_png = _figures(shown, settings)
     left, middle, right = st.columns([1.25, 0.95, 1.3], gap="medium")
     with left:
         result_card(r.label, read.headline, read.subtitle)
         st.caption(f":material/medical_information: **{DISCLAIMER.split('.')[0]}.**")
     with middle:
-        st.image(gauge_png, width="stretch")
+        st.image(_figure(shown, settings, "gauge"), width="stretch")
     with right:
         a, b = st.columns(2)
         p_text, t_text = percent_pair(r.probability, r.threshold)
@@ -531,6 +536,7 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
     for warning in r.warnings:
         st.warning(warning, icon=":material/warning:")
 
+    plot_png = _figure(shown, settings, "plot")
     if plot_png is not None:
         st.image(plot_png, width="stretch")
     else:
