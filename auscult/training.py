@@ -35,7 +35,7 @@ class TrainConfig:
     """Hyper-parameters of one training run."""
 
     seed: int = 42
-    epochs: int = 40
+    epochs: int = 24
     patience: int = 8
     batch_size: int = 64
     crops_per_record: int = 4

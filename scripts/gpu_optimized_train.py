@@ -87,7 +87,7 @@ def parse_args() -> RunArgs:
         help="run only the LODO folds and record them in the existing --out/metadata.json",
     )
     p.add_argument(
-        "--lodo-epochs", type=int, default=0, help="epochs per LODO fold (default: --epochs)"
+        "--lodo-epochs", type=int, default=12, help="epochs per LODO fold (six more trainings)"
     )
     a = p.parse_args()
     train = TrainConfig(
@@ -100,9 +100,7 @@ def parse_args() -> RunArgs:
         model=ModelParams(filters=tuple(int(f) for f in a.filters.split(","))),
         augment_enabled=not a.no_augment,
     )
-    return RunArgs(
-        a.out, a.data_dir, a.cache, a.limit, a.lodo, a.lodo_only, a.lodo_epochs or a.epochs, train
-    )
+    return RunArgs(a.out, a.data_dir, a.cache, a.limit, a.lodo, a.lodo_only, a.lodo_epochs, train)
 
 
 def load_features(args: RunArgs, settings: Settings) -> list[CachedRecord]:
