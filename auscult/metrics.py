@@ -149,8 +149,8 @@ def plot_curves(
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
     ax.plot(fpr, tpr, color="#c0392b", lw=2, label=f"AUC {m.auc:.3f}")
     ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--")
-    ax.scatter([1 - m.specificity], [m.sensitivity], color="#222", zorder=3,
-               label=f"cut {threshold:.2f}: Se {m.sensitivity:.2f}, Sp {m.specificity:.2f}")  # fmt: skip
+    cut = f"cut {threshold:.2f}: Se {m.sensitivity:.2f}, Sp {m.specificity:.2f}"
+    ax.scatter([1 - m.specificity], [m.sensitivity], color="#222", zorder=3, label=cut)
     ax.set(xlabel="1 − specificity", ylabel="sensitivity", title=f"ROC {title}".strip())
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
