@@ -11,6 +11,8 @@ run: setup
 	$(PY) launcher.py $(ARGS)
 
 test: setup-dev browser
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 $(PY):
