@@ -566,14 +566,22 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
 # --------------------------------------------------------------------------------------
 # pages
 # --------------------------------------------------------------------------------------
-def page_analyze() -> None:
+def analysis_page(title: str) -> tuple[Settings, Analyzer, Store] | None:
+    """Title, settings, model and history of a page that analyses; None when no model."""
     settings = get_settings()
-    st.title("Analyze a heart sound")
+    st.title(title)
     analyzer, problem = load_analyzer(settings)
     if problem:
         st.error(f"The model is not available: {problem}", icon=":material/error:")
+        return None
+    return settings, analyzer, load_store(settings)
+
+
+def page_analyze() -> None:
+    ready = analysis_page("Analyze a heart sound")
+    if ready is None:
         return
-    store = load_store(settings)
+    settings, analyzer, store = ready
 
     upload_col, demo_col = st.columns(2, gap="large")
     with upload_col:
@@ -781,13 +789,10 @@ def page_phone() -> None:
 
 
 def page_batch() -> None:
-    settings = get_settings()
-    st.title("Batch analysis")
-    analyzer, problem = load_analyzer(settings)
-    if problem:
-        st.error(f"The model is not available: {problem}", icon=":material/error:")
+    ready = analysis_page("Batch analysis")
+    if ready is None:
         return
-    store = load_store(settings)
+    settings, analyzer, store = ready
     st.caption(
         "Many recordings at once. Every result is kept in History; the CSV has the same "
         "columns as `scripts/batch_predict.py`: path, probability, label, duration_s, error."
