@@ -26,7 +26,14 @@ from auscult.datasets import LabelledRecord
 from auscult.errors import AuscultError
 from config import Settings, get_settings
 
-__all__ = ["CachedRecord", "build_cache", "load_cache", "record_features", "write_cache"]
+__all__ = [
+    "CachedRecord",
+    "build_cache",
+    "check_cache",
+    "load_cache",
+    "record_features",
+    "write_cache",
+]
 
 MANIFEST_FIELDS = ("name", "database", "label", "path", "offset", "n_frames", "duration_s")
 
@@ -93,8 +100,8 @@ def write_cache(
     (folder / "preprocessing.json").write_text(json.dumps(s.preprocessing(), indent=2) + "\n")
 
 
-def load_cache(folder: Path, settings: Settings | None = None) -> list[CachedRecord]:
-    """Read a cache written by :func:`write_cache`; refuse one built with other constants."""
+def check_cache(folder: Path, settings: Settings | None = None) -> None:
+    """Raise :class:`AuscultError` unless ``folder`` holds a cache built with these constants."""
     s = settings or get_settings()
     config_path = folder / "preprocessing.json"
     if not config_path.exists():
@@ -106,6 +113,11 @@ def load_cache(folder: Path, settings: Settings | None = None) -> list[CachedRec
             f"the feature cache at {folder} was built with other preprocessing constants; "
             "rebuild it with `python scripts/fast_batch_process.py`"
         )
+
+
+def load_cache(folder: Path, settings: Settings | None = None) -> list[CachedRecord]:
+    """Read a cache written by :func:`write_cache`; refuse one built with other constants."""
+    check_cache(folder, settings)
     stacked = np.load(folder / "features.npy").astype(np.float32)
     cached: list[CachedRecord] = []
     with open(folder / "manifest.csv", newline="") as f:

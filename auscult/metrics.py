@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "BinaryMetrics",
     "binary_metrics",
+    "metrics_by_group",
     "choose_threshold",
     "plot_curves",
     "pr_curve",
@@ -107,6 +108,18 @@ def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> 
         tn=tn,
         fp=fp,
     )
+
+
+def metrics_by_group(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float, groups: np.ndarray
+) -> dict[str, dict[str, float | int]]:
+    """:func:`binary_metrics` of each group (e.g. PhysioNet database), keyed by group name."""
+    groups = np.asarray(groups)
+    y, s = np.asarray(y_true), np.asarray(scores)
+    return {
+        str(g): binary_metrics(y[groups == g], s[groups == g], threshold).as_dict()
+        for g in sorted(set(groups.tolist()))
+    }
 
 
 def choose_threshold(y_true: np.ndarray, scores: np.ndarray, min_sensitivity: float = 0.9) -> float:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from auscult.analyzer import Analyzer
 from auscult.datasets import LabelledRecord, read_physionet, split_records
 from auscult.errors import AuscultError
-from auscult.metrics import binary_metrics, plot_curves
+from auscult.metrics import binary_metrics, metrics_by_group, plot_curves
 from config import get_settings
 
 
@@ -77,10 +77,7 @@ def main() -> None:
     judged = np.array([row[2] != "unsure" for row in ok])
     overall = binary_metrics(y, p, threshold)
     judged_only = binary_metrics(y[judged], p[judged], threshold)
-    per_db = {}
-    for db in sorted({row[0].database for row in ok}):
-        idx = np.array([row[0].database == db for row in ok])
-        per_db[db] = binary_metrics(y[idx], p[idx], threshold).as_dict()
+    per_db = metrics_by_group(y, p, threshold, np.array([row[0].database for row in ok]))
     unsure = {
         "count": int((~judged).sum()),
         "share": round(float((~judged).mean()), 4) if len(judged) else 0.0,

@@ -29,7 +29,7 @@ import numpy as np
 
 from auscult.cache import CachedRecord, build_cache, load_cache, write_cache
 from auscult.datasets import lodo_folds, read_physionet, split_records
-from auscult.metrics import binary_metrics, choose_threshold
+from auscult.metrics import binary_metrics, choose_threshold, metrics_by_group
 from auscult.model import ModelParams
 from auscult.runner import sha256_of
 from auscult.training import (
@@ -203,10 +203,8 @@ def main() -> None:
     val_m = binary_metrics(labels(val), val_scores, threshold)
     test_scores = record_scores(predict, test, settings)
     test_m = binary_metrics(labels(test), test_scores, threshold)
-    per_db = {}
-    for db in sorted({c.record.database for c in test}):
-        idx = np.array([c.record.database == db for c in test])
-        per_db[db] = binary_metrics(labels(test)[idx], test_scores[idx], threshold).as_dict()
+    databases = np.array([c.record.database for c in test])
+    per_db = metrics_by_group(labels(test), test_scores, threshold, databases)
     print(f"validation: {val_m.as_dict()}")
     print(f"test:       {test_m.as_dict()}")
     print(

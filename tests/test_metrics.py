@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auscult.metrics import binary_metrics, choose_threshold, plot_curves, roc_auc
+from auscult.metrics import binary_metrics, choose_threshold, metrics_by_group, plot_curves, roc_auc
 
 
 def test_perfect_and_inverted_rankings():
@@ -48,3 +48,13 @@ def test_plots_are_written(tmp_path):
     paths = plot_curves(y, np.array([0.1, 0.9, 0.4, 0.6, 0.3]), 0.5, tmp_path)
     assert [p.name for p in paths] == ["roc.png", "pr.png", "confusion.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_metrics_by_group_scores_each_group_on_its_own():
+    y = np.array([1, 0, 1, 0, 1, 1])
+    s = np.array([0.9, 0.1, 0.2, 0.8, 0.7, 0.6])
+    groups = np.array(["a", "a", "b", "b", "b", "b"])
+    by = metrics_by_group(y, s, 0.5, groups)
+    assert list(by) == ["a", "b"]
+    assert by["a"]["auc"] == 1.0
+    assert by["b"] == binary_metrics(y[2:], s[2:], 0.5).as_dict()

@@ -8,7 +8,6 @@ check fails. Needs no TensorFlow: the model runs with LiteRT, as in the apps.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auscult.runner import sha256_of  # noqa: E402
+from auscult.runner import check_preprocessing as check_preprocessing_of  # noqa: E402
+from auscult.runner import load_metadata, sha256_of  # noqa: E402
 from config import get_settings  # noqa: E402
 
 REQUIRED_METADATA = ("preprocessing", "threshold", "metrics", "training", "files", "params")
@@ -29,7 +29,7 @@ class Skip(Exception):
 
 def check_model_files() -> str:
     s = get_settings()
-    meta = json.loads(s.metadata_path.read_text())
+    meta = load_metadata(s)
     for name, info in meta["files"].items():
         path = s.models_dir / name
         if not path.exists():
@@ -41,7 +41,7 @@ def check_model_files() -> str:
 
 
 def check_metadata() -> str:
-    meta = json.loads(get_settings().metadata_path.read_text())
+    meta = load_metadata()
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise AssertionError(f"metadata.json lacks {missing}")
@@ -54,13 +54,9 @@ def check_metadata() -> str:
 
 def check_preprocessing() -> str:
     s = get_settings()
-    trained = json.loads(s.metadata_path.read_text())["preprocessing"]
-    differing = {
-        k: (trained.get(k), v) for k, v in s.preprocessing().items() if trained.get(k) != v
-    }
-    if differing:
-        raise AssertionError(f"config.py differs from the model's preprocessing: {differing}")
-    return f"{len(trained)} front-end constants match config.py"
+    metadata = load_metadata(s)
+    check_preprocessing_of(metadata, s)  # the runner's own check, raises with the difference
+    return f"{len(metadata['preprocessing'])} front-end constants match config.py"
 
 
 def check_data() -> str:
@@ -77,17 +73,15 @@ def check_data() -> str:
 
 
 def check_cache() -> str:
+    from auscult.cache import check_cache as check_cache_of
+
     s = get_settings()
     folder = s.cache_dir / "physionet2016"
-    config = folder / "preprocessing.json"
-    if not config.exists():
+    if not (folder / "preprocessing.json").exists():
         raise Skip(
             f"no feature cache at {folder} (built by scripts/fast_batch_process.py when training)"
         )
-    if json.loads(config.read_text()) != s.preprocessing():
-        raise AssertionError(
-            f"feature cache at {folder} is stale: rebuild with scripts/fast_batch_process.py"
-        )
+    check_cache_of(folder, s)  # raises when the cache was built with other constants
     rows = sum(1 for _ in open(folder / "manifest.csv")) - 1
     return f"feature cache current: {rows} records"
 
