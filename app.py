@@ -570,6 +570,7 @@ def analysis_page(title: str) -> tuple[Settings, Analyzer, Store] | None:
     """Title, settings, model and history of a page that analyses; None when no model."""
     settings = get_settings()
     st.title(title)
+    st.caption(f":material/medical_information: {DISCLAIMER}")
     analyzer, problem = load_analyzer(settings)
     if problem:
         st.error(f"The model is not available: {problem}", icon=":material/error:")
