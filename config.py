@@ -40,6 +40,9 @@ class Settings:
 
     # --- audio front end (the only path to model input; see utils.py) -----------------
     sample_rate: int = 8000  # Hz, every recording is resampled to this
+    #: Hz, every recording passes through this rate first: PhysioNet 2016's own, so a phone's
+    #: 48 kHz audio reaches the model through the same band as the training data.
+    band_rate: int = 2000
     band_low_hz: float = 25.0  # high-pass corner: removes DC, breathing rumble
     band_high_hz: float = 950.0  # low-pass corner: PhysioNet 2016 holds nothing above 1 kHz
     n_fft: int = 512  # samples (64 ms)
@@ -49,6 +52,9 @@ class Settings:
     mel_fmin: float = 25.0
     mel_fmax: float = 950.0
     top_db: float = 80.0  # log-mel floor below the loudest bin
+    #: Model features from the log-mel: "log_mel" (per-band mean removed) or "pcen".
+    features: str = "log_mel"
+    pcen_time_s: float = 0.4  # PCEN smoothing time constant
     window_s: float = 4.0  # model input length
     window_hop_s: float = 2.0  # hop between analysis windows at inference
     min_rate_hz: int = 2000
@@ -59,7 +65,7 @@ class Settings:
     silence_rms: float = 1e-4  # RMS (full scale = 1) below which a recording is silent
     max_upload_bytes: int = 64 * 1024 * 1024
 
-    #: CPU threads for LiteRT inference (the conv layers split across cores).
+    #: CPU threads for inference: LiteRT's conv layers and the front end's FFT split across cores.
     inference_threads: int = 2
 
     # --- decision ----------------------------------------------------------------------
@@ -122,9 +128,9 @@ class Settings:
     def preprocessing(self) -> dict[str, float | int]:
         """Every constant the front end uses, as stored in ``models/metadata.json``."""
         names = (
-            "sample_rate", "band_low_hz", "band_high_hz", "n_fft", "win_length",
-            "hop_length", "n_mels", "mel_fmin", "mel_fmax", "top_db", "window_s",
-            "window_hop_s",
+            "sample_rate", "band_rate", "band_low_hz", "band_high_hz", "n_fft", "win_length",
+            "hop_length", "n_mels", "mel_fmin", "mel_fmax", "top_db", "features", "pcen_time_s",
+            "window_s", "window_hop_s",
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 

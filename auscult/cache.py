@@ -36,6 +36,13 @@ __all__ = [
 ]
 
 MANIFEST_FIELDS = ("name", "database", "label", "path", "offset", "n_frames", "duration_s")
+#: Front-end constants applied after the cached dB log-mel (features, windows): a cache
+#: built under other values of these is still valid.
+AFTER_CACHE = frozenset({"features", "pcen_time_s", "window_s", "window_hop_s"})
+
+
+def _cached_constants(preprocessing: dict) -> dict:
+    return {k: v for k, v in preprocessing.items() if k not in AFTER_CACHE}
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,8 @@ def check_cache(folder: Path, settings: Settings | None = None) -> None:
         raise AuscultError(
             f"no feature cache at {folder}; run `python scripts/fast_batch_process.py`"
         )
-    if json.loads(config_path.read_text()) != s.preprocessing():
+    built = _cached_constants(json.loads(config_path.read_text()))
+    if built != _cached_constants(s.preprocessing()):
         raise AuscultError(
             f"the feature cache at {folder} was built with other preprocessing constants; "
             "rebuild it with `python scripts/fast_batch_process.py`"
