@@ -459,7 +459,7 @@ def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
     if (shown.key, which) not in cache:
         r = shown.result
         if which == "gauge":
-            png = figure_png(gauge_figure(r.probability, r.threshold, r.label), dpi=120)
+            png = figure_png(gauge_figure(r.probability, r.threshold, r.label, r.band), dpi=120)
         else:
             png = None
             mi = with_model_input(shown, settings).model_input
@@ -518,7 +518,12 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
         a.metric(
             "Probability abnormal" if r.reliable else "Probability (unreliable)",
             p_text,
-            help=f"decision threshold {t_text}",
+            help=f"decision threshold {t_text}"
+            + (
+                f"; borderline (unsure) from {r.band[0]:.0%} to {r.band[1]:.0%}"
+                if r.band[1] > r.band[0]
+                else ""
+            ),
         )
         b.metric("Heart rate", f"{r.heart_rate_bpm:.0f} bpm" if r.heart_rate_bpm else "—")
         a.metric(
@@ -971,6 +976,58 @@ def _metrics_rows(table: dict[str, Any], first: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _calibration_section(meta: dict) -> None:
+    """How far the probabilities can be trusted, and the borderline band."""
+    calibration, band = meta.get("calibration") or {}, meta.get("borderline") or {}
+    if not calibration:
+        return
+    ece = calibration.get("ece", {})
+    st.markdown("**Calibration and borderline band**")
+    st.markdown(
+        f"Probabilities are calibrated ({calibration.get('method', '—')} scaling, fitted on "
+        f"the validation records): expected calibration error on the test records "
+        f"**{ece.get('test', float('nan')):.3f}** (uncalibrated "
+        f"{ece.get('test_raw', float('nan')):.3f}). A probability of 30 % means about 3 in 10 "
+        "such recordings were abnormal — for recordings like the training data."
+    )
+    if band:
+        st.markdown(
+            f"Between **{band['low']:.0%} and {band['high']:.0%}** a result is *unsure — "
+            f"borderline*: too close to the threshold {meta.get('threshold', 0):.0%} for a "
+            f"confident call ({band.get('share', 0):.0%} of validation records fell there)."
+        )
+
+
+def _phone_simulation_section(path: Path) -> None:
+    """Results on stethoscope recordings passed through a simulated phone channel."""
+    if not path.exists():
+        return
+    report = json.loads(path.read_text())
+    rows = [
+        {
+            "condition": name,
+            "AUC": m.get("auc"),
+            "Se": m.get("plain", {}).get("sensitivity"),
+            "Sp": m.get("plain", {}).get("specificity"),
+            "unsure": m.get("unsure_half_right", {}).get("unsure_share"),
+        }
+        for name, m in report.get("conditions", {}).items()
+    ]
+    st.markdown("**Phone simulation** (test records through a simulated phone, by noise level)")
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={
+            **_METRIC_COLUMNS,
+            "unsure": st.column_config.NumberColumn("unsure", format="percent"),
+        },
+    )
+    st.caption(
+        f"{report.get('records', '')}. Noise-only phone recordings judged unsure: "
+        f"{report.get('noise_only_unsure_share', float('nan')):.0%}."
+    )
+
+
 def page_model() -> None:
     settings = get_settings()
     st.title("Model card")
@@ -1032,6 +1089,8 @@ def page_model() -> None:
             "Se: abnormal recordings called abnormal. Sp: normal recordings called normal. "
             "MAcc: their mean (the PhysioNet 2016 score). AUC: ranking quality, 0.5 = chance."
         )
+        _calibration_section(meta)
+        _phone_simulation_section(settings.models_dir / "evaluation" / "phone_simulation.json")
     with right:
         st.subheader("Intended use and limits")
         st.markdown(

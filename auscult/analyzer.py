@@ -1,9 +1,11 @@
 """Turn one recording into an immutable, explainable result.
 
-recording → front end (utils) → quality check → model runner → per-window probabilities →
-record probability (mean over windows) → label against the threshold in metadata.json.
+recording → front end (utils) → quality check → model runner → per-window scores →
+record score (mean over windows) → calibrated probability (Platt scaling, metadata.json) →
+label against the threshold, with a borderline band around it.
 A recording too poor to judge is a result (``label="unsure"``, ``reliable=False``), not an
-exception; only input that is not a usable recording at all raises ``InvalidAudioError``.
+exception; so is a score too close to the threshold (``label="unsure"``, ``borderline=True``).
+Only input that is not a usable recording at all raises ``InvalidAudioError``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class AnalysisResult:
     """Everything the UI, API, CLI and history need to show one analysis."""
 
     label: str  # "normal" | "abnormal" | "unsure"
-    probability: float  # record-level probability of an abnormal heart sound, 0–1
+    probability: float  # calibrated record-level probability of an abnormal heart sound, 0–1
     threshold: float  # decision threshold from models/metadata.json
     reliable: bool  # False when the recording is too poor to judge
     reason: str  # one plain-language sentence explaining the label
@@ -47,6 +49,9 @@ class AnalysisResult:
     padded: bool
     warnings: tuple[str, ...]
     model_version: str
+    #: The probability fell inside the borderline band around the threshold: too close to call.
+    borderline: bool = False
+    band: tuple[float, float] = (0.0, 0.0)  # the borderline band (low, high)
 
     @property
     def abnormal_windows(self) -> int:
@@ -57,6 +62,7 @@ class AnalysisResult:
         data["window_probabilities"] = list(self.window_probabilities)
         data["window_starts_s"] = list(self.window_starts_s)
         data["warnings"] = list(self.warnings)
+        data["band"] = list(self.band)
         return data
 
     @classmethod
@@ -65,6 +71,8 @@ class AnalysisResult:
         values = {k: v for k, v in data.items() if k in fields}
         for key in ("window_probabilities", "window_starts_s", "warnings"):
             values[key] = tuple(values.get(key, ()))
+        if "band" in values:  # rows stored before the borderline band keep the default
+            values["band"] = tuple(values["band"])
         return cls(**values)
 
 
@@ -78,19 +86,27 @@ class Analysis:
 
 
 def record_probability(window_probabilities: np.ndarray) -> float:
-    """Record-level probability: the mean of the window probabilities."""
+    """Record-level score: the mean of the window scores (calibrated afterwards)."""
     return float(np.mean(window_probabilities))
 
 
 def _reason(
     label: str, probability: float, threshold: float, n_abnormal: int, n_windows: int,
-    quality: Quality, min_quality: float,
+    quality: Quality, min_quality: float, band: tuple[float, float] | None = None,
 ) -> str:  # fmt: skip
+    if label == "unsure" and band is not None:
+        lean = "abnormal" if probability >= threshold else "normal"
+        return (
+            f"borderline: the probability {probability:.2f} lies in the band "
+            f"{band[0]:.2f}–{band[1]:.2f} around the threshold {threshold:.2f}, where a small "
+            f"change of device or recording flips the call (it leans {lean}). Record again at "
+            "another site; if it stays borderline, have a clinician listen"
+        )
     if label == "unsure":
         lean = "abnormal" if probability >= threshold else "normal"
         return (
-            f"too poor to judge (quality {quality.score:.2f}, needs {min_quality:.2f}): no "
-            "regular heartbeat stands out — the recording may be noisy, or the rhythm may be "
+            f"too poor to judge (quality {quality.score:.2f}, needs {min_quality:.2f}): "
+            f"{quality.problem} — the recording may be noisy, or the rhythm may be "
             f"irregular (the model leans {lean}, p={probability:.2f}, but that is not a "
             "reliable answer). Press the microphone firmly on the chest in a quiet room and "
             "record again; an irregular rhythm is itself a reason for review"
@@ -118,12 +134,16 @@ class Analyzer:
     def analyze_recording(self, recording: utils.Recording) -> Analysis:
         s = self.settings
         mi = utils.model_input(recording, s)
-        quality = assess_quality(mi.signal, s.sample_rate, recording.clip_fraction)
-        probs = self.runner.predict(mi.windows)
-        probability = record_probability(probs)
+        quality = assess_quality(mi.band, s.band_rate, recording.clip_fraction, mi.high_band_share)
+        raw = self.runner.predict(mi.windows)
+        calibrate = self.runner.calibration
+        probs = calibrate(raw)  # each window read as if it were a whole recording
+        probability = calibrate.scalar(record_probability(raw))
         threshold = self.runner.threshold
+        band = self.runner.band
         reliable = quality.score >= s.min_quality
-        if not reliable:
+        borderline = reliable and band.contains(probability)
+        if not reliable or borderline:
             label = "unsure"
         else:
             label = "abnormal" if probability >= threshold else "normal"
@@ -140,7 +160,14 @@ class Analyzer:
             threshold=threshold,
             reliable=reliable,
             reason=_reason(
-                label, probability, threshold, n_abnormal, len(probs), quality, s.min_quality
+                label,
+                probability,
+                threshold,
+                n_abnormal,
+                len(probs),
+                quality,
+                s.min_quality,
+                (band.low, band.high) if borderline else None,
             ),
             duration_s=recording.duration_s,
             sample_rate=recording.sample_rate,
@@ -153,5 +180,7 @@ class Analyzer:
             padded=mi.padded,
             warnings=tuple(warnings),
             model_version=self.runner.version,
+            borderline=borderline,
+            band=(band.low, band.high),
         )
         return Analysis(result=result, model_input=mi, quality=quality)

@@ -3,7 +3,7 @@
 UI-free and shared by the desktop app's Batch page and ``scripts/batch_predict.py``, so both
 write the same CSV (DESIGN.md §3)::
 
-    path,probability,label,duration_s,error
+    path,probability,label,duration_s,error,unsure_reason
 
 A file that cannot be analysed gets an empty probability and label and a human message in
 ``error``; the run goes on with the next file.
@@ -46,7 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The batch CSV contract: this order, extended at the end only, never renamed.
-CSV_COLUMNS = ("path", "probability", "label", "duration_s", "error")
+CSV_COLUMNS = ("path", "probability", "label", "duration_s", "error", "unsure_reason")
 
 #: One input: a file path, or ``(name, encoded bytes)`` for uploads held in memory.
 BatchItem = str | Path | tuple[str, bytes]
@@ -78,7 +78,15 @@ class BatchRow:
             "label": self.label,
             "duration_s": "" if self.duration_s is None else f"{self.duration_s:.2f}",
             "error": self.error,
+            "unsure_reason": self.unsure_reason,
         }
+
+    @property
+    def unsure_reason(self) -> str:
+        """Why the answer is "unsure": "quality" (too poor to judge), "borderline" or ""."""
+        if self.result is None or self.label != "unsure":
+            return ""
+        return "borderline" if self.result.borderline else "quality"
 
 
 def _item_source(item: BatchItem) -> tuple[str, bytes | Path]:

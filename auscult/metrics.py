@@ -14,9 +14,11 @@ import numpy as np
 __all__ = [
     "BinaryMetrics",
     "binary_metrics",
+    "unsure_half_right",
     "metrics_by_group",
     "choose_threshold",
     "plot_curves",
+    "plot_reliability",
     "pr_curve",
     "roc_auc",
     "roc_curve",
@@ -110,6 +112,31 @@ def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> 
     )
 
 
+def unsure_half_right(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float, unsure: np.ndarray
+) -> dict[str, float | int]:
+    """Se, Sp and MAcc of a three-way answer, an "unsure" counting as half right.
+
+    This is how the PhysioNet/CinC 2016 scoring treats an unsure answer, and how Auscult is
+    scored independently: refusing to call a recording costs half of a correct call, so
+    "unsure" pays only where the model would be right less than half the time.
+    """
+    y = np.asarray(y_true).astype(bool)
+    called = np.asarray(scores, dtype=np.float64) >= threshold
+    unsure = np.asarray(unsure, dtype=bool)
+    right = np.where(unsure, 0.5, (called == y).astype(float))
+    se = float(right[y].mean()) if y.any() else float("nan")
+    sp = float(right[~y].mean()) if (~y).any() else float("nan")
+    return {
+        "n": len(y),
+        "unsure": int(unsure.sum()),
+        "unsure_share": round(float(unsure.mean()), 4) if len(y) else 0.0,
+        "sensitivity": round(se, 4),
+        "specificity": round(sp, 4),
+        "macc": round((se + sp) / 2, 4),
+    }
+
+
 def metrics_by_group(
     y_true: np.ndarray, scores: np.ndarray, threshold: float, groups: np.ndarray
 ) -> dict[str, dict[str, float | int]]:
@@ -143,6 +170,37 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, min_sensitivity: fl
     # place the cut half-way to the next lower score so it does not sit on a training value
     lower = candidates[candidates < chosen]
     return float((chosen + lower.max()) / 2) if lower.size else float(chosen)
+
+
+def plot_reliability(
+    y_true: np.ndarray, probabilities: np.ndarray, out_path: Path, title: str = ""
+) -> Path:
+    """Reliability diagram: observed abnormal rate against predicted probability, 10 bins."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from auscult.calibration import expected_calibration_error, reliability_bins
+
+    bins = reliability_bins(probabilities, y_true)
+    ece = expected_calibration_error(probabilities, y_true)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+    ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--", label="perfectly calibrated")
+    mean_p = [b["mean_probability"] for b in bins]
+    ax.plot(mean_p, [b["observed_rate"] for b in bins], "o-", color="#c0392b", lw=2,
+            label=f"model (ECE {ece:.3f})")  # fmt: skip
+    for b, x in zip(bins, mean_p, strict=True):
+        ax.annotate(str(b["count"]), (x, b["observed_rate"]), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7, color="#555")  # fmt: skip
+    ax.set(xlabel="predicted probability abnormal", ylabel="observed share abnormal",
+           xlim=(0, 1), ylim=(0, 1), title=f"Reliability {title}".strip())  # fmt: skip
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path)
+    plt.close(fig)
+    return out_path
 
 
 def plot_curves(

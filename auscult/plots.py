@@ -254,10 +254,16 @@ def analysis_figure(
     return fig
 
 
-def gauge_figure(probability: float, threshold: float, label: str) -> Figure:
+def gauge_figure(
+    probability: float,
+    threshold: float,
+    label: str,
+    band: tuple[float, float] | None = None,
+) -> Figure:
     """A half-dial from 0 to 100 %: green below the threshold, red above, needle at ``probability``.
 
     For ``label == "unsure"`` the needle is amber: the number is shown but not to be trusted.
+    ``band`` (low, high), when given, is drawn amber: the borderline band around the threshold.
     """
     p = float(np.clip(probability, 0.0, 1.0))
     t = float(np.clip(threshold, 0.0, 1.0))
@@ -271,6 +277,10 @@ def gauge_figure(probability: float, threshold: float, label: str) -> Figure:
 
     ax.add_patch(Wedge((0, 0), 1.0, angle(t), 180, width=0.22, color=_GREEN, alpha=0.85))
     ax.add_patch(Wedge((0, 0), 1.0, 0, angle(t), width=0.22, color=_RED, alpha=0.85))
+    if band is not None and band[1] > band[0]:
+        low, high = (float(np.clip(v, 0.0, 1.0)) for v in band)
+        ax.add_patch(Wedge((0, 0), 1.0, angle(high), angle(low), width=0.22,
+                           color=LABEL_COLOURS["unsure"], alpha=0.9))  # fmt: skip
     a = np.deg2rad(angle(t))
     ax.plot([0.74 * np.cos(a), 1.04 * np.cos(a)], [0.74 * np.sin(a), 1.04 * np.sin(a)],
             color=_INK, lw=1.5)  # fmt: skip

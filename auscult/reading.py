@@ -28,9 +28,6 @@ DISCLAIMER = (
 #: The big word on the result card, per label.
 HEADLINES = {"normal": "Normal", "abnormal": "Abnormal", "unsure": "Unsure"}
 
-#: |probability − threshold| below which a decided result is called borderline.
-BORDERLINE = 0.05
-
 _HOW_TO_RECORD = (
     "Quiet room; no talking, TV or fan; the patient sits still and breathes quietly.",
     "Press the microphone (or stethoscope) firmly on bare skin at the chosen site — no clothing.",
@@ -70,7 +67,7 @@ def recording_tips(result: AnalysisResult) -> tuple[str, ...]:
         tips.append("The sound was too loud (clipped): lower the gain or press a little less hard.")
     if result.padded or result.duration_s < 10:
         tips.append(f"The recording is short ({result.duration_s:.0f} s): record 15–30 s.")
-    if result.label == "unsure":
+    if result.label == "unsure" and not result.borderline:
         tips.extend(_HOW_TO_RECORD)
     return tuple(tips)
 
@@ -81,7 +78,7 @@ def reading(result: AnalysisResult) -> Reading:
     k = result.abnormal_windows
     p, t = result.probability, result.threshold
     windows = f"{k} of {n} window{'s' if n != 1 else ''}"
-    if result.label == "unsure":
+    if result.label == "unsure" and not result.borderline:
         return Reading(
             label="unsure",
             headline=HEADLINES["unsure"],
@@ -93,9 +90,28 @@ def reading(result: AnalysisResult) -> Reading:
             next_step="Record again — here is how:",
             tips=recording_tips(result),
         )
-    borderline = abs(p - t) < BORDERLINE
     p_text, t_text = percent_pair(p, t)
     numbers = f"(probability {p_text}, threshold {t_text})"
+    if result.borderline:
+        lean = "abnormal" if p >= t else "normal"
+        low, high = (f"{v:.0%}" for v in result.band)
+        return Reading(
+            label="unsure",
+            headline=HEADLINES["unsure"],
+            subtitle="borderline — too close to call",
+            summary=(
+                f"The probability {p_text} lies in the borderline band {low}–{high} around the "
+                f"threshold {t_text}: a small change of device or recording would flip the call. "
+                f"It leans {lean}, which is not a reliable answer."
+            ),
+            next_step=(
+                "Record again at another site (aortic, pulmonic, tricuspid, mitral). If it "
+                "stays borderline, have a clinician listen; with symptoms or clinical "
+                "concern, examine and refer regardless."
+            ),
+            tips=recording_tips(result),
+            borderline=True,
+        )
     if result.label == "abnormal":
         summary = f"Abnormal pattern in {windows} {numbers}."
         next_step = (
@@ -111,14 +127,6 @@ def reading(result: AnalysisResult) -> Reading:
             "symptoms or clinical concern, examine and refer regardless."
         )
         subtitle = "no murmur-like pattern found"
-    if borderline:
-        summary += " Borderline: close to the threshold."
-        next_step = (
-            "Record again at another site (aortic, pulmonic, tricuspid, mitral) before "
-            "deciding. " + ("If it stays abnormal, consider referral for echocardiography."
-                            if result.label == "abnormal" else
-                            "If there are symptoms or clinical concern, examine and refer.")
-        )  # fmt: skip
     return Reading(
         label=result.label,
         headline=HEADLINES.get(result.label, result.label.title()),
@@ -126,5 +134,4 @@ def reading(result: AnalysisResult) -> Reading:
         summary=summary,
         next_step=next_step,
         tips=recording_tips(result),
-        borderline=borderline,
     )

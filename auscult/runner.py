@@ -10,12 +10,13 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from auscult.calibration import BorderlineBand, Calibration
 from auscult.errors import AuscultError, ModelNotFoundError
 from config import Settings, get_settings
 
@@ -58,9 +59,11 @@ class ModelRunner:
     """Runs the committed ``.tflite`` model with LiteRT; thread-safe, loaded once per process."""
 
     path: Path
-    threshold: float
+    threshold: float  # on the calibrated probability
     metadata: dict[str, Any]
     threads: int = 1
+    calibration: Calibration = field(default_factory=Calibration)
+    band: BorderlineBand | None = None  # None: no borderline band (an empty one at threshold)
 
     def __post_init__(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -70,6 +73,8 @@ class ModelRunner:
         self._output = self._interpreter.get_output_details()[0]
         self._batch = 0
         self._lock = threading.Lock()
+        if self.band is None:
+            self.band = BorderlineBand(self.threshold, self.threshold, 0.0)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, verify: bool = True) -> ModelRunner:
@@ -88,11 +93,14 @@ class ModelRunner:
                     f"{path.name} does not match the sha256 in metadata.json; restore it from git"
                 )
         check_preprocessing(metadata, s)
+        threshold = float(metadata["threshold"])
         return cls(
             path=path,
-            threshold=float(metadata["threshold"]),
+            threshold=threshold,
             metadata=metadata,
             threads=s.inference_threads,
+            calibration=Calibration.from_dict(metadata.get("calibration")),
+            band=BorderlineBand.from_dict(metadata.get("borderline"), threshold),
         )
 
     @property
@@ -100,7 +108,10 @@ class ModelRunner:
         return str(self.metadata.get("version", "unknown"))
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        """P(abnormal) per window, shape ``(n,)``, for windows ``(n, n_mels, frames)``."""
+        """Raw model score per window, shape ``(n,)``, for windows ``(n, n_mels, frames)``.
+
+        The network's sigmoid output, before calibration (see :attr:`calibration`).
+        """
         x = np.asarray(windows, dtype=np.float32)[..., None]
         with self._lock:
             if x.shape[0] != self._batch:

@@ -3,7 +3,8 @@
     python scripts/batch_predict.py PATH [PATH ...] --output results.csv
 
 PATHs are files or folders (searched recursively for any supported audio format). Columns, in
-this order: ``path,probability,label,duration_s,error`` (label is normal, abnormal or unsure).
+this order: ``path,probability,label,duration_s,error,unsure_reason`` (label is normal,
+abnormal or unsure; unsure_reason is "quality" or "borderline" for an unsure row).
 A file that cannot be analysed gets an empty probability and label and a human message in
 ``error``; the run continues. Progress is shown on stderr. Exits 0 when the run finished,
 even if some files failed; 2 when there is nothing to analyse or the model cannot load.

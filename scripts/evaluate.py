@@ -7,7 +7,10 @@
 Every record goes through the product's own path — decode, front end, quality check, LiteRT
 model — exactly as an upload would. Prints sensitivity, specificity, MAcc, AUC, F1 and the
 confusion matrix overall and per database, counts the recordings judged too poor ("unsure"),
-and writes ``metrics.json``, ``roc.png``, ``pr.png`` and ``confusion.png`` into ``--out``.
+splits them into "too poor to judge" and "borderline", scores the three-way answer with
+"unsure" as half right (the PhysioNet 2016 convention), measures the calibration (expected
+calibration error) and writes ``metrics.json``, ``roc.png``, ``pr.png``, ``confusion.png`` and
+``reliability.png`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -22,9 +25,16 @@ import numpy as np
 from tqdm import tqdm
 
 from auscult.analyzer import Analyzer
+from auscult.calibration import expected_calibration_error
 from auscult.datasets import LabelledRecord, read_physionet, split_records
 from auscult.errors import AuscultError
-from auscult.metrics import binary_metrics, metrics_by_group, plot_curves
+from auscult.metrics import (
+    binary_metrics,
+    metrics_by_group,
+    plot_curves,
+    plot_reliability,
+    unsure_half_right,
+)
 from config import get_settings
 
 
@@ -66,9 +76,9 @@ def main() -> None:
     for record in tqdm(records, desc="analysing", unit="rec"):
         try:
             r = analyzer.analyze(record.path)
-            rows.append((record, r.probability, r.label, r.quality, ""))
+            rows.append((record, r.probability, r.label, r.borderline, ""))
         except AuscultError as exc:
-            rows.append((record, float("nan"), "", 0.0, str(exc)))
+            rows.append((record, float("nan"), "", False, str(exc)))
     seconds = time.perf_counter() - started
 
     ok = [row for row in rows if not row[4]]
@@ -78,10 +88,13 @@ def main() -> None:
     overall = binary_metrics(y, p, threshold)
     judged_only = binary_metrics(y[judged], p[judged], threshold)
     per_db = metrics_by_group(y, p, threshold, np.array([row[0].database for row in ok]))
+    borderline = np.array([row[3] for row in ok], dtype=bool)
     unsure = {
         "count": int((~judged).sum()),
         "share": round(float((~judged).mean()), 4) if len(judged) else 0.0,
         "abnormal_among_unsure": int(y[~judged].sum()),
+        "borderline": int(borderline.sum()),
+        "too_poor": int((~judged & ~borderline).sum()),
     }
     report = {
         "data_dir": str(args.data_dir),
@@ -93,12 +106,15 @@ def main() -> None:
         "overall": overall.as_dict(),
         "judged_only": judged_only.as_dict(),
         "unsure": unsure,
+        "unsure_half_right": unsure_half_right(y, p, threshold, ~judged),
+        "ece": round(expected_calibration_error(p, y), 4),
         "per_database": per_db,
         "ms_per_record": round(1000 * seconds / max(1, len(rows)), 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_curves(y, p, threshold, args.out, title=f"({args.records} records)")
+    plot_reliability(y, p, args.out / "reliability.png", title=f"({args.records} records)")
 
     print(
         f"{len(rows)} records ({args.records}), threshold {threshold:.3f}, "
@@ -111,8 +127,13 @@ def main() -> None:
         print(f"{name:10} {m['n']:>5} {m['sensitivity']:>6.3f} {m['specificity']:>6.3f} "
               f"{m['macc']:>6.3f} {m['auc']:>6.3f} {m['f1']:>6.3f}")  # fmt: skip
     print(f"confusion: TP {overall.tp}  FN {overall.fn}  TN {overall.tn}  FP {overall.fp}")
-    print(f"unsure (too poor to judge): {unsure['count']} ({unsure['share']:.1%}), "
+    print(f"unsure: {unsure['count']} ({unsure['share']:.1%}; {unsure['too_poor']} too poor, "
+          f"{unsure['borderline']} borderline), "
           f"{unsure['abnormal_among_unsure']} of them abnormal")  # fmt: skip
+    half = report["unsure_half_right"]
+    print(f"three-way (unsure = half right): Se {half['sensitivity']:.3f} "
+          f"Sp {half['specificity']:.3f} MAcc {half['macc']:.3f}; "
+          f"ECE {report['ece']:.3f}")  # fmt: skip
     if report["failed"]:
         print(f"{len(report['failed'])} records could not be analysed (see metrics.json)")
     print(f"wrote {args.out}/metrics.json and plots")

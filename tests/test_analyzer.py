@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import utils
 from auscult import synthetic
 from auscult.analyzer import AnalysisResult, Analyzer, record_probability
+from auscult.calibration import BorderlineBand
 from auscult.errors import InvalidAudioError
+from auscult.phone_channel import noise_only
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +40,38 @@ def test_result_is_frozen_and_round_trips_through_json(analyzer):
     assert again == result
 
 
-def test_every_window_is_reported_and_the_record_probability_is_their_mean(analyzer):
-    result = analyzer.analyze(_wav(synthetic.heart_sound(30.0, 8000, seed=4), 8000))
+def test_every_window_is_reported_and_the_record_probability_is_their_calibrated_mean(analyzer):
+    recording = utils.load_audio(_wav(synthetic.heart_sound(30.0, 8000, seed=4), 8000))
+    result = analyzer.analyze_recording(recording).result
     assert len(result.window_probabilities) == len(result.window_starts_s) >= 14
     assert result.window_starts_s[-1] + result.window_s == pytest.approx(30.0, abs=0.05)
-    assert result.probability == pytest.approx(record_probability(result.window_probabilities))
+    raw = analyzer.runner.predict(utils.model_input(recording).windows)
+    calibrate = analyzer.runner.calibration
+    assert result.probability == pytest.approx(calibrate.scalar(record_probability(raw)))
+    np.testing.assert_allclose(result.window_probabilities, calibrate(raw), rtol=1e-6)
+
+
+def test_a_probability_inside_the_borderline_band_is_unsure_not_a_call(analyzer):
+    recording = utils.load_audio(_wav(synthetic.heart_sound(20.0, 8000, bpm=72, seed=6), 8000))
+    decided = analyzer.analyze_recording(recording).result
+    assert decided.reliable
+    p = decided.probability
+    runner = dataclasses.replace(
+        analyzer.runner, band=BorderlineBand(low=p - 0.01, high=p + 0.01, share=0.1)
+    )
+    result = Analyzer(runner=runner).analyze_recording(recording).result
+    assert result.label == "unsure"
+    assert result.borderline
+    assert result.reliable  # the recording was fine: the score was too close to call
+    assert result.reason.startswith("borderline")
+    assert result.band == pytest.approx((p - 0.01, p + 0.01))
+
+
+def test_speech_on_a_phone_is_unsure_and_says_why(analyzer, phone_bytes):
+    rng = np.random.default_rng(7)
+    result = analyzer.analyze(noise_only("speech", 15.0, rng))
+    assert result.label == "unsure"
+    assert "above the heart-sound range" in result.reason
 
 
 def test_noise_without_a_heartbeat_is_unsure_not_abnormal(analyzer):

@@ -51,7 +51,8 @@ def _wav(path: Path, seconds: float = 5.0, amp: float = 0.3, rate: int = 4000) -
 
 
 def test_csv_columns_are_the_contract():
-    assert CSV_COLUMNS == ("path", "probability", "label", "duration_s", "error")
+    assert CSV_COLUMNS[:5] == ("path", "probability", "label", "duration_s", "error")
+    assert CSV_COLUMNS[5:] == ("unsure_reason",)  # extended at the end, never reordered
 
 
 def test_broken_file_gets_error_row_and_the_run_goes_on(tmp_path):
@@ -92,8 +93,8 @@ def test_csv_text_has_header_and_empty_cells_for_errors():
     ]
     parsed = list(csv.reader(io.StringIO(csv_text(rows))))
     assert parsed[0] == list(CSV_COLUMNS)
-    assert parsed[1] == ["a.wav", "0.1235", "normal", "12.35", ""]
-    assert parsed[2] == ["b.wav", "", "", "", "the upload is empty (0 bytes)"]
+    assert parsed[1] == ["a.wav", "0.1235", "normal", "12.35", "", ""]
+    assert parsed[2] == ["b.wav", "", "", "", "the upload is empty (0 bytes)", ""]
 
 
 def test_write_csv_to_path(tmp_path):

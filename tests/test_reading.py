@@ -44,11 +44,23 @@ def test_unsure_says_too_poor_and_how_to_record_again():
     assert any("Quiet room" in tip for tip in r.tips)
 
 
-def test_borderline_asks_for_another_recording():
-    r = reading(result("abnormal", 0.52, (0.52, 0.51, 0.53)))
+def test_borderline_is_unsure_names_the_band_and_asks_for_another_recording():
+    r = reading(
+        result("unsure", 0.52, (0.52, 0.51, 0.53), borderline=True, band=(0.44, 0.57)),
+    )
     assert r.borderline
-    assert "Borderline" in r.summary
+    assert r.headline == "Unsure"
+    assert r.subtitle == "borderline — too close to call"
+    assert "borderline band 44%–57%" in r.summary
+    assert "leans abnormal" in r.summary
     assert "another site" in r.next_step
+    assert not any("Quiet room" in tip for tip in r.tips)  # the recording itself was fine
+
+
+def test_a_call_outside_the_band_is_not_borderline():
+    r = reading(result("abnormal", 0.58, (0.52, 0.61, 0.6), band=(0.44, 0.57)))
+    assert not r.borderline
+    assert r.headline == "Abnormal"
 
 
 @pytest.mark.parametrize(

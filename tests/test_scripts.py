@@ -36,7 +36,8 @@ def test_batch_predict_writes_the_contract_and_survives_a_broken_file(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with open(out, newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == ["path", "probability", "label", "duration_s", "error"]
+        assert reader.fieldnames[:5] == ["path", "probability", "label", "duration_s", "error"]
+        assert reader.fieldnames[5:] == ["unsure_reason"]  # extended at the end only
         rows = {Path(r["path"]).name: r for r in reader}
     assert set(rows) == {"good.wav", "broken.wav"}
     assert rows["good.wav"]["label"] in {"normal", "abnormal", "unsure"}
@@ -44,6 +45,7 @@ def test_batch_predict_writes_the_contract_and_survives_a_broken_file(tmp_path):
     assert 0 <= float(rows["good.wav"]["probability"]) <= 1
     assert rows["broken.wav"]["probability"] == ""
     assert rows["broken.wav"]["label"] == ""
+    assert rows["broken.wav"]["unsure_reason"] == ""
     assert "not a readable audio recording" in rows["broken.wav"]["error"]
 
 
