@@ -20,17 +20,12 @@ import numpy as np
 import pytest
 
 from auscult import synthetic
+from auscult.phone_channel import encode_phone
 from config import Settings, get_settings
 
 #: Sample rate (Hz) and length (s) of the synthetic recordings the fixtures hand out.
 RATE = 8000
 DURATION_S = 20.0
-
-#: PyAV container format → (audio codec, encoder sample rate in Hz).
-PHONE_FORMATS = {
-    "webm": ("libopus", 48000),  # Android Chrome's MediaRecorder
-    "mp4": ("aac", 48000),  # iOS Safari's MediaRecorder (.m4a/.mp4)
-}
 
 
 @pytest.fixture
@@ -86,32 +81,6 @@ def _soundfile_bytes(
     return buf.getvalue()
 
 
-def _pyav_bytes(samples: np.ndarray, rate: int, container: str = "webm") -> bytes:
-    """Encode mono ``(n,)`` float samples as a phone would, with FFmpeg (PyAV).
-
-    ``container`` is a key of :data:`PHONE_FORMATS`; PyAV's encoder resamples the frames
-    to the codec's own rate, sample format and frame size.
-    """
-    import av
-
-    codec, codec_rate = PHONE_FORMATS[container]
-    x = np.asarray(samples, dtype=np.float32)
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=codec_rate, layout="mono")
-        stream.bit_rate = 64000
-        step = 1024
-        for start in range(0, len(x), step):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(x[None, start : start + step]), format="flt", layout="mono"
-            )
-            frame.sample_rate = rate
-            frame.pts = start
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="session")
 def wav_bytes() -> Callable[..., bytes]:
     """``wav_bytes(samples, rate, subtype="PCM_16") -> bytes``: a WAV file in memory."""
@@ -131,4 +100,4 @@ def soundfile_bytes() -> Callable[..., bytes]:
 @pytest.fixture(scope="session")
 def phone_bytes() -> Callable[..., bytes]:
     """``phone_bytes(samples, rate, container) -> bytes``: WebM/Opus or MP4/AAC via PyAV."""
-    return _pyav_bytes
+    return encode_phone

@@ -176,3 +176,29 @@ def test_real_recordings_with_their_rhythm_destroyed_are_unsure(physionet_dir):
         q = assess_quality(prepared(scrambled, rec.sample_rate), RATE)
         passed += q.score >= MIN_QUALITY
     assert passed <= 0.05 * len(records)
+
+
+def test_sound_mostly_above_the_heart_band_is_refused_a_heart_on_a_phone_is_not():
+    """Speech and rubbing hold most of their power above 1 kHz; a heart sound almost none."""
+    from auscult.phone_channel import PhoneChannel, apply_channel
+
+    rng = np.random.default_rng(4)
+    heart = synthetic.heart_sound(20.0, 2000, seed=5)
+    phone = PhoneChannel(None, "phone", 150.0, agc=True, limiter=True, container="mp4")
+    rec = utils.load_audio(apply_channel(heart, 2000, phone, rng))
+    mi = utils.model_input(rec)
+    q = assess_quality(mi.band, 2000, rec.clip_fraction, mi.high_band_share)
+    assert mi.high_band_share < 0.05
+    assert q.score >= MIN_QUALITY
+
+    hiss = synthetic.noise(20.0, 48000, seed=6, rms=0.2, band_hz=(1500.0, 6000.0))
+    loud = 0.5 * heart_at_48k(seed=5) + hiss
+    mi = utils.model_input(utils.Recording(loud.astype(np.float32), 48000, 1))
+    q = assess_quality(mi.band, 2000, 0.0, mi.high_band_share)
+    assert mi.high_band_share > 0.6
+    assert q.score == 0.0
+    assert "above the heart-sound range" in q.problem
+
+
+def heart_at_48k(seed: int) -> np.ndarray:
+    return synthetic.heart_sound(20.0, 48000, seed=seed)
