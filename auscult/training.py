@@ -22,10 +22,20 @@ import utils
 from auscult.analyzer import record_probability
 from auscult.augment import AugmentParams, augment_record, mask
 from auscult.cache import CachedRecord
+from auscult.calibration import BorderlineBand, Calibration, choose_band, fit_platt
+from auscult.metrics import choose_threshold
 from auscult.model import ModelParams, build_model
 from config import Settings, get_settings
 
-__all__ = ["TrainConfig", "TrainOutcome", "export_model", "record_scores", "train_model"]
+__all__ = [
+    "DecisionRule",
+    "TrainConfig",
+    "TrainOutcome",
+    "export_model",
+    "fit_decision",
+    "record_scores",
+    "train_model",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,11 @@ class TrainConfig:
     crops_per_record: int = 4
     learning_rate: float = 3e-3
     min_sensitivity: float = 0.9  # threshold rule, see metrics.choose_threshold
+    #: Total weight of each database: "size" keeps its share of records, "sqrt" gives it
+    #: the square root of its size (training-e holds 66 % of the records, c under 1 %).
+    database_weight: str = "sqrt"
+    #: Share of validation records (nearest the threshold) the borderline band holds.
+    borderline_share: float = 0.1
     model: ModelParams = field(default_factory=ModelParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     augment_enabled: bool = True
@@ -55,9 +70,28 @@ class TrainOutcome:
     history: dict[str, list[float]]
 
 
+@dataclass(frozen=True)
+class DecisionRule:
+    """How raw record scores become an answer: calibration, threshold, borderline band."""
+
+    calibration: Calibration
+    threshold: float  # on the calibrated probability
+    band: BorderlineBand
+
+
+def fit_decision(val_raw: np.ndarray, val_labels: np.ndarray, cfg: TrainConfig) -> DecisionRule:
+    """Calibrate, choose the threshold and the borderline band on validation records only."""
+    calibration = fit_platt(val_raw, val_labels)
+    calibrated = calibration(val_raw)
+    threshold = choose_threshold(val_labels, calibrated, cfg.min_sensitivity)
+    return DecisionRule(
+        calibration, threshold, choose_band(calibrated, threshold, cfg.borderline_share)
+    )
+
+
 def record_windows(db: np.ndarray, settings: Settings) -> np.ndarray:
     """Inference windows of one cached record: the analyzer's own path from dB log-mel."""
-    return utils.frame_windows(utils.normalise_bands(db), settings)[0]
+    return utils.frame_windows(utils.normalise_bands(db, settings), settings)[0]
 
 
 def record_scores(
@@ -89,12 +123,12 @@ def sample_epoch(
     """Training windows for one epoch: ``crops_per_record`` crops of one augmented variant each."""
     width = settings.window_frames
     xs, ys, ws = [], [], []
-    for c, weight in zip(records, record_weights(records), strict=False):
+    for c, weight in zip(records, record_weights(records, cfg.database_weight), strict=False):
         label = c.record.label
         db = c.features
         if cfg.augment_enabled:  # one device/room variant of the record per epoch
             db = augment_record(db, label, rng, cfg.augment, settings.top_db)
-        features = utils.normalise_bands(db)
+        features = utils.normalise_bands(db, settings)
         for _ in range(cfg.crops_per_record):
             window = _random_crop(features, width, rng)
             if cfg.augment_enabled:
@@ -107,19 +141,24 @@ def sample_epoch(
     return x, np.asarray(ys, np.float32)[order], np.asarray(ws, np.float32)[order]
 
 
-def record_weights(records: Sequence[CachedRecord]) -> np.ndarray:
+def record_weights(records: Sequence[CachedRecord], database_weight: str = "size") -> np.ndarray:
     """Per-record loss weights that balance the labels *within each database*.
 
     In PhysioNet 2016 the share of abnormal recordings differs from one database to the
     next (71 % in training-a, 9 % in training-e), so a model can score well by recognising
     the database instead of the heart sound. Giving each label half of its database's weight
-    removes that shortcut while keeping each database's total weight. Mean weight is 1.
+    removes that shortcut. Each database's total weight is its record count (``"size"``) or
+    its square root (``"sqrt"``: the large databases still count more, but one device cannot
+    dominate what the model learns). Mean weight is 1.
     """
+    if database_weight not in {"size", "sqrt"}:
+        raise ValueError(f"database_weight {database_weight!r} is not 'size' or 'sqrt'")
     keys = [(c.record.database, c.record.label) for c in records]
     per_key = {k: keys.count(k) for k in set(keys)}
     per_db = {db: sum(n for (d, _), n in per_key.items() if d == db) for db, _ in per_key}
+    total = {db: (n if database_weight == "size" else np.sqrt(n)) for db, n in per_db.items()}
     labels_in_db = {db: sum(1 for d, _ in per_key if d == db) for db in per_db}
-    w = np.array([per_db[db] / (labels_in_db[db] * per_key[(db, label)]) for db, label in keys])
+    w = np.array([total[db] / (labels_in_db[db] * per_key[(db, label)]) for db, label in keys])
     return w / w.mean()
 
 

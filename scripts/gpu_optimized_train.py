@@ -4,6 +4,8 @@
     python scripts/gpu_optimized_train.py --lodo          # also leave-one-database-out folds
     python scripts/gpu_optimized_train.py --lodo-only     # only the LODO folds, into metadata
     python scripts/gpu_optimized_train.py --limit 60 --epochs 1 --out /tmp/m   # smoke run
+    python scripts/gpu_optimized_train.py --lodo-only --folds a,b,e \
+        --set augment.agc_prob=0 --report data/experiments/no_agc.json   # one experiment
 
 Records are split by record (never windows of one recording on both sides), stratified by
 database and label, with a fixed seed: 70 % train, 15 % validation (early stopping on record
@@ -28,14 +30,17 @@ import _common
 import numpy as np
 
 from auscult.cache import CachedRecord, build_cache, load_cache, write_cache
+from auscult.calibration import expected_calibration_error, reliability_bins
 from auscult.datasets import lodo_folds, read_physionet, split_records
-from auscult.metrics import binary_metrics, choose_threshold, metrics_by_group
+from auscult.metrics import binary_metrics, metrics_by_group, plot_reliability, unsure_half_right
 from auscult.model import ModelParams
 from auscult.runner import sha256_of
 from auscult.training import (
+    DecisionRule,
     TrainConfig,
     configure_devices,
     export_model,
+    fit_decision,
     record_scores,
     train_model,
 )
@@ -55,7 +60,32 @@ class RunArgs:
     lodo: bool
     lodo_only: bool
     lodo_epochs: int
+    folds: tuple[str, ...]  # LODO folds to run (empty: all)
+    report: Path | None  # write LODO results here instead of into metadata.json
     train: TrainConfig
+
+
+def with_overrides(cfg: TrainConfig, assignments: list[str]) -> TrainConfig:
+    """Apply ``name=value`` or ``augment.name=value`` / ``model.name=value`` to a config."""
+    for assignment in assignments:
+        key, _, raw = assignment.partition("=")
+        part, _, name = key.rpartition(".")
+        target = getattr(cfg, part) if part else cfg
+        if not raw or name not in {f.name for f in dataclasses.fields(target)}:
+            raise SystemExit(
+                f"--set {assignment!r}: no such setting (try augment.noise_prob_normal)"
+            )
+        current = getattr(target, name)
+        value = (
+            tuple(type(current[0])(v) for v in raw.split(","))
+            if isinstance(current, tuple)
+            else raw
+            if isinstance(current, str)
+            else type(current)(raw)
+        )
+        changed = dataclasses.replace(target, **{name: value})
+        cfg = dataclasses.replace(cfg, **{part: changed}) if part else changed
+    return cfg
 
 
 def parse_args() -> RunArgs:
@@ -89,6 +119,15 @@ def parse_args() -> RunArgs:
     p.add_argument(
         "--lodo-epochs", type=int, default=12, help="epochs per LODO fold (six more trainings)"
     )
+    p.add_argument("--folds", default="", help="LODO folds to run, e.g. a,b,e (default: all)")
+    p.add_argument(
+        "--report", type=Path, help="with --lodo-only: write the folds to this JSON file instead"
+    )
+    p.add_argument("--database-weight", choices=("size", "sqrt"), default=defaults.database_weight)
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override any training, augment.* or model.* setting (repeatable)",
+    )  # fmt: skip
     a = p.parse_args()
     train = TrainConfig(
         seed=a.seed,
@@ -99,8 +138,14 @@ def parse_args() -> RunArgs:
         learning_rate=a.lr,
         model=ModelParams(filters=tuple(int(f) for f in a.filters.split(","))),
         augment_enabled=not a.no_augment,
+        database_weight=a.database_weight,
     )
-    return RunArgs(a.out, a.data_dir, a.cache, a.limit, a.lodo, a.lodo_only, a.lodo_epochs, train)
+    train = with_overrides(train, a.set)
+    folds = tuple(f for f in a.folds.split(",") if f)
+    return RunArgs(
+        a.out, a.data_dir, a.cache, a.limit, a.lodo, a.lodo_only, a.lodo_epochs, folds,
+        a.report, train,
+    )  # fmt: skip
 
 
 def load_features(args: RunArgs, settings: Settings) -> list[CachedRecord]:
@@ -136,10 +181,14 @@ def labels(records: list[CachedRecord]) -> np.ndarray:
     return np.array([c.record.label for c in records])
 
 
-def run_lodo(cached: list[CachedRecord], cfg: TrainConfig, settings: Settings) -> dict[str, dict]:
+def run_lodo(
+    cached: list[CachedRecord], cfg: TrainConfig, settings: Settings, only: tuple[str, ...] = ()
+) -> dict[str, dict]:
     """Train on five databases, test on the sixth; threshold from the training side's validation."""
     results: dict[str, dict] = {}
     for db, train_side, test_side in lodo_folds([c.record for c in cached]):
+        if only and db not in only:
+            continue
         by_name = {c.record.name: c for c in cached}
         tr, va = split_records(train_side, (0.85, 0.15), cfg.seed)
         tr, va = [by_name[r.name] for r in tr], [by_name[r.name] for r in va]
@@ -147,11 +196,16 @@ def run_lodo(cached: list[CachedRecord], cfg: TrainConfig, settings: Settings) -
         print(f"LODO fold: hold out training-{db} ({len(te)} records), train on {len(tr)}")
         outcome = train_model(tr, va, cfg, settings)
         predict = keras_predictor(outcome.model)
-        threshold = choose_threshold(
-            labels(va), record_scores(predict, va, settings), cfg.min_sensitivity
-        )
-        m = binary_metrics(labels(te), record_scores(predict, te, settings), threshold)
-        results[db] = m.as_dict()
+        rule = fit_decision(record_scores(predict, va, settings), labels(va), cfg)
+        p = rule.calibration(record_scores(predict, te, settings))
+        m = binary_metrics(labels(te), p, rule.threshold)
+        results[db] = {
+            **m.as_dict(),
+            "ece": round(expected_calibration_error(p, labels(te)), 4),
+            "with_borderline_unsure": unsure_half_right(
+                labels(te), p, rule.threshold, rule.band.contains_all(p)
+            ),
+        }
         print(
             f"  training-{db}: Se {m.sensitivity:.3f} Sp {m.specificity:.3f} "
             f"MAcc {m.macc:.3f} AUC {m.auc:.3f}"
@@ -159,10 +213,32 @@ def run_lodo(cached: list[CachedRecord], cfg: TrainConfig, settings: Settings) -
     return results
 
 
+def calibration_section(
+    rule: DecisionRule,
+    val_labels: np.ndarray,
+    val_raw: np.ndarray,
+    test_labels: np.ndarray,
+    test_raw: np.ndarray,
+) -> dict:
+    """The calibration map and how well it holds: ECE before/after, reliability bins."""
+    val_p, test_p = rule.calibration(val_raw), rule.calibration(test_raw)
+    return {
+        **rule.calibration.as_dict(),
+        "fitted_on": "validation records",
+        "ece": {
+            "validation_raw": round(expected_calibration_error(val_raw, val_labels), 4),
+            "validation": round(expected_calibration_error(val_p, val_labels), 4),
+            "test_raw": round(expected_calibration_error(test_raw, test_labels), 4),
+            "test": round(expected_calibration_error(test_p, test_labels), 4),
+        },
+        "reliability_test": reliability_bins(test_p, test_labels),
+    }
+
+
 def lodo_section(cached: list[CachedRecord], args: RunArgs, settings: Settings) -> dict:
     """LODO results with the recipe that produced them (they judge the recipe, not one model)."""
     cfg = dataclasses.replace(args.train, epochs=args.lodo_epochs)
-    folds = run_lodo(cached, cfg, settings)
+    folds = run_lodo(cached, cfg, settings, args.folds)
     maccs = [m["macc"] for m in folds.values()]
     aucs = [m["auc"] for m in folds.values() if m["auc"] == m["auc"]]
     return {
@@ -174,6 +250,12 @@ def lodo_section(cached: list[CachedRecord], args: RunArgs, settings: Settings) 
 
 
 def lodo_only(args: RunArgs, settings: Settings) -> None:
+    if args.report is not None:  # an experiment: leave the committed model's record alone
+        section = lodo_section(load_features(args, settings), args, settings)
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(section, indent=2, default=str) + "\n")
+        print(f"wrote {args.report}")
+        return
     path = args.out / "metadata.json"
     metadata = json.loads(path.read_text())
     metadata["metrics"]["lodo"] = lodo_section(load_features(args, settings), args, settings)
@@ -198,15 +280,28 @@ def main() -> None:
     run_dir = settings.work_dir / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
     outcome = train_model(train, val, args.train, settings, log_dir=run_dir)
     predict = keras_predictor(outcome.model)
-    val_scores = record_scores(predict, val, settings)
-    threshold = choose_threshold(labels(val), val_scores, args.train.min_sensitivity)
+    val_raw = record_scores(predict, val, settings)
+    rule = fit_decision(val_raw, labels(val), args.train)
+    threshold = rule.threshold
+    val_scores = rule.calibration(val_raw)
     val_m = binary_metrics(labels(val), val_scores, threshold)
-    test_scores = record_scores(predict, test, settings)
+    test_raw = record_scores(predict, test, settings)
+    test_scores = rule.calibration(test_raw)
     test_m = binary_metrics(labels(test), test_scores, threshold)
     databases = np.array([c.record.database for c in test])
     per_db = metrics_by_group(labels(test), test_scores, threshold, databases)
+    calibration = calibration_section(rule, labels(val), val_raw, labels(test), test_raw)
+    plot_reliability(
+        labels(test), test_scores, args.out / "evaluation" / "reliability.png", "(test records)"
+    )
     print(f"validation: {val_m.as_dict()}")
     print(f"test:       {test_m.as_dict()}")
+    print(
+        f"calibration: ECE validation {calibration['ece']['validation']:.3f} "
+        f"(raw {calibration['ece']['validation_raw']:.3f}), test "
+        f"{calibration['ece']['test']:.3f} (raw {calibration['ece']['test_raw']:.3f}); "
+        f"borderline band {rule.band.low:.3f}–{rule.band.high:.3f}"
+    )
     print(
         "test AUC within each database: "
         + ", ".join(f"{db} {m['auc']:.3f}" for db, m in per_db.items())
@@ -230,11 +325,20 @@ def main() -> None:
         "preprocessing": settings.preprocessing(),
         "threshold": threshold,
         "threshold_rule": "best MAcc on validation records with sensitivity >= "
-        f"{args.train.min_sensitivity}",
-        "aggregation": "mean of window probabilities",
+        f"{args.train.min_sensitivity}, on the calibrated probability",
+        "calibration": calibration,
+        "borderline": {
+            **rule.band.as_dict(),
+            "rule": f"symmetric in logit around the threshold, holding the "
+            f"{args.train.borderline_share:.0%} of validation records nearest to it",
+        },
+        "aggregation": "mean of window scores, then calibration",
         "metrics": {
             "validation": val_m.as_dict(),
             "test": test_m.as_dict(),
+            "test_with_borderline_unsure": unsure_half_right(
+                labels(test), test_scores, threshold, rule.band.contains_all(test_scores)
+            ),
             "test_per_database": per_db,
             "lodo": lodo,
         },
