@@ -48,12 +48,12 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--data-dir", type=Path, default=s.data_dir)
     p.add_argument("--records", choices=("test", "validation"), default="test")
-    p.add_argument("--snr", default="20,10,5,0", help="SNRs in dB of the noisy conditions")
+    p.add_argument("--snr", default="20,10,0", help="SNRs in dB of the noisy conditions")
     p.add_argument(
         "--noise-dir", type=Path, default=s.project_root.parent / "shared/data/phone_unlabelled"
     )
     p.add_argument("--noise-only", type=int, default=40, help="noise recordings per kind")
-    p.add_argument("--max-seconds", type=float, default=30.0, help="phone recordings' length")
+    p.add_argument("--max-seconds", type=float, default=20.0, help="phone recordings' length")
     p.add_argument("--limit", type=int, default=0, help="only the first N records")
     p.add_argument("--seed", type=int, default=2016)
     p.add_argument("--out", type=Path, default=s.models_dir / "evaluation")
