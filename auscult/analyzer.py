@@ -52,6 +52,8 @@ class AnalysisResult:
     #: The probability fell inside the borderline band around the threshold: too close to call.
     borderline: bool = False
     band: tuple[float, float] = (0.0, 0.0)  # the borderline band (low, high)
+    #: What most likely spoiled a recording judged too poor, in plain words ("" otherwise).
+    quality_problem: str = ""
 
     @property
     def abnormal_windows(self) -> int:
@@ -182,5 +184,6 @@ class Analyzer:
             model_version=self.runner.version,
             borderline=borderline,
             band=(band.low, band.high),
+            quality_problem="" if reliable else quality.problem,
         )
         return Analysis(result=result, model_input=mi, quality=quality)

@@ -72,6 +72,12 @@ def recording_tips(result: AnalysisResult) -> tuple[str, ...]:
     return tuple(tips)
 
 
+def _problem(result: AnalysisResult) -> str:
+    """What spoiled the recording, as the start of a sentence."""
+    problem = result.quality_problem or "no clear, regular heartbeat stands out from the noise"
+    return problem[0].upper() + problem[1:]
+
+
 def reading(result: AnalysisResult) -> Reading:
     """The plain-language reading of ``result``."""
     n = len(result.window_probabilities)
@@ -84,8 +90,8 @@ def reading(result: AnalysisResult) -> Reading:
             headline=HEADLINES["unsure"],
             subtitle="too poor to judge",
             summary=(
-                f"No clear, regular heartbeat stands out from the noise "
-                f"(recording quality {result.quality:.0%}), so the model's answer would be a guess."
+                f"{_problem(result)} (recording quality {result.quality:.0%}), so the model's "
+                "answer would be a guess."
             ),
             next_step="Record again — here is how:",
             tips=recording_tips(result),

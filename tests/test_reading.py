@@ -44,6 +44,12 @@ def test_unsure_says_too_poor_and_how_to_record_again():
     assert any("Quiet room" in tip for tip in r.tips)
 
 
+def test_unsure_names_what_spoiled_the_recording():
+    problem = "72% of the sound lies above the heart-sound range — speech, rubbing or room noise"
+    r = reading(result("unsure", 0.7, quality=0.0, quality_problem=problem))
+    assert r.summary.startswith("72% of the sound lies above the heart-sound range")
+
+
 def test_borderline_is_unsure_names_the_band_and_asks_for_another_recording():
     r = reading(
         result("unsure", 0.52, (0.52, 0.51, 0.53), borderline=True, band=(0.44, 0.57)),
