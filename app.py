@@ -1028,6 +1028,20 @@ def _phone_simulation_section(path: Path) -> None:
     )
 
 
+def _speed_section(path: Path) -> None:
+    """The latest benchmark figures (benchmarks/bench_inference.py --out)."""
+    if not path.exists():
+        return
+    b = json.loads(path.read_text())
+    st.markdown(
+        f"**Speed** (this project's 2-core machine): a whole 30 s recording in "
+        f"{b.get('warm_ms_30s_flac_2khz', float('nan')):.0f} ms (2 kHz stethoscope file) and "
+        f"{b.get('warm_ms_30s_wav_48khz', float('nan')):.0f} ms (48 kHz phone file); first "
+        f"result {b.get('cold_start_s', float('nan')):.1f} s after start; model "
+        f"{b.get('model_bytes', 0) / 1024:.0f} KB."
+    )
+
+
 def page_model() -> None:
     settings = get_settings()
     st.title("Model card")
@@ -1091,6 +1105,11 @@ def page_model() -> None:
         )
         _calibration_section(meta)
         _phone_simulation_section(settings.models_dir / "evaluation" / "phone_simulation.json")
+        _speed_section(settings.models_dir / "evaluation" / "benchmark.json")
+        experiments = settings.models_dir / "experiments.md"
+        if experiments.exists():
+            with st.expander("Experiments on unseen devices: what helped, what did not"):
+                st.markdown(experiments.read_text())
     with right:
         st.subheader("Intended use and limits")
         st.markdown(

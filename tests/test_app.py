@@ -439,6 +439,39 @@ def test_model_page_shows_lodo_folds_and_evaluation_plots(
     assert len(at.get("image")) == 1
 
 
+def test_model_page_shows_calibration_phone_simulation_speed_and_experiments(
+    work, no_physionet, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    (models / "evaluation").mkdir(parents=True)
+    meta = json.loads((PROJECT_ROOT / "models" / "metadata.json").read_text())
+    meta["calibration"] = {"method": "platt", "slope": 1.2, "intercept": -0.3,
+                           "ece": {"test": 0.031, "test_raw": 0.12}}  # fmt: skip
+    meta["borderline"] = {"low": 0.3, "high": 0.42, "share": 0.1}
+    (models / "metadata.json").write_text(json.dumps(meta))
+    noisy = {"auc": 0.85, "plain": {}, "unsure_half_right": {"unsure_share": 0.2}}
+    phone = {"records": "test split, 2 records (1 abnormal)", "noise_only_unsure_share": 0.93,
+             "conditions": {"stethoscope": {"auc": 0.9, "plain": {}, "unsure_half_right": {}},
+                            "phone, 10 dB": noisy}}  # fmt: skip
+    (models / "evaluation" / "phone_simulation.json").write_text(json.dumps(phone))
+    bench = {"warm_ms_30s_flac_2khz": 14.2, "warm_ms_30s_wav_48khz": 19.5, "cold_start_s": 1.3,
+             "model_bytes": 102616}  # fmt: skip
+    (models / "evaluation" / "benchmark.json").write_text(json.dumps(bench))
+    (models / "experiments.md").write_text("| change | result |\n| --- | --- |\n| PCEN | no |\n")
+    monkeypatch.setenv("AUSCULT_MODELS_DIR", str(models))
+    get_settings.cache_clear()
+    at = run_page("model")
+    assert not at.exception
+    body = texts(at)
+    assert "expected calibration error on the test records **0.031**" in body
+    assert "Between **30% and 42%** a result is *unsure — borderline*" in body
+    assert "Noise-only phone recordings judged unsure: 93%" in body
+    assert "a whole 30 s recording in 14 ms (2 kHz stethoscope file) and 20 ms" in body
+    phone_table = at.dataframe[-1].value
+    assert list(phone_table["condition"]) == ["stethoscope", "phone, 10 dB"]
+    assert "PCEN" in body
+
+
 def test_missing_model_is_a_clear_error_and_other_pages_work(
     work, no_physionet, tmp_path, monkeypatch
 ):
