@@ -52,9 +52,6 @@ class Settings:
     mel_fmin: float = 25.0
     mel_fmax: float = 950.0
     top_db: float = 80.0  # log-mel floor below the loudest bin
-    #: Model features from the log-mel: "log_mel" (per-band mean removed) or "pcen".
-    features: str = "log_mel"
-    pcen_time_s: float = 0.4  # PCEN smoothing time constant
     window_s: float = 4.0  # model input length
     window_hop_s: float = 2.0  # hop between analysis windows at inference
     min_rate_hz: int = 2000
@@ -129,8 +126,8 @@ class Settings:
         """Every constant the front end uses, as stored in ``models/metadata.json``."""
         names = (
             "sample_rate", "band_rate", "band_low_hz", "band_high_hz", "n_fft", "win_length",
-            "hop_length", "n_mels", "mel_fmin", "mel_fmax", "top_db", "features", "pcen_time_s",
-            "window_s", "window_hop_s",
+            "hop_length", "n_mels", "mel_fmin", "mel_fmax", "top_db", "window_s",
+            "window_hop_s",
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 

@@ -451,37 +451,14 @@ def log_mel_db(x: np.ndarray, settings: Settings | None = None) -> np.ndarray:
     return np.maximum(db, db.max() - s.top_db).astype(np.float32)
 
 
-def normalise_bands(db: np.ndarray, settings: Settings | None = None) -> np.ndarray:
-    """Model features from dB log-mel: gain- and colour-free, about unit range.
+def normalise_bands(db: np.ndarray) -> np.ndarray:
+    """Remove each mel band's mean over the recording and scale to about unit range.
 
-    ``features == "log_mel"``: each mel band's mean over the recording removed (a fixed EQ is
-    a constant offset per band in dB), scaled by 1/10. ``"pcen"``: per-channel energy
-    normalisation (each band divided by its own recent level, ~0.4 s), which also removes
-    slowly varying gain and stationary noise, then the band means removed.
+    This cancels most of a stethoscope's or phone's colouring (a fixed EQ is a constant
+    offset per band in dB), the biggest lever for carrying the model to other devices.
     """
-    s = settings or get_settings()
     db = np.asarray(db, dtype=np.float32)
-    if s.features == "pcen":
-        p = pcen(db, s)
-        return (2.0 * (p - p.mean(axis=1, keepdims=True))).astype(np.float32)
     return ((db - db.mean(axis=1, keepdims=True)) / 10.0).astype(np.float32)
-
-
-def pcen(db: np.ndarray, settings: Settings | None = None) -> np.ndarray:
-    """Per-channel energy normalisation of a dB log-mel ``(n_mels, n_frames)``.
-
-    Wang Y. et al., "Trainable frontend for robust and far-field keyword spotting", ICASSP
-    2017; parameters as librosa's defaults (gain 0.98, bias 2, power 0.5, 0.4 s smoothing).
-    The power is first divided by its median, so the result does not depend on gain.
-    """
-    s = settings or get_settings()
-    energy = np.power(10.0, np.asarray(db, dtype=np.float64) / 10.0)
-    energy /= max(float(np.median(energy)), 1e-20)
-    t = s.pcen_time_s * s.sample_rate / s.hop_length
-    b = (np.sqrt(1 + 4 * t * t) - 1) / (2 * t * t)
-    zi = sps.lfilter_zi([b], [1, b - 1])[None, :] * energy[:, :1]
-    smooth, _ = sps.lfilter([b], [1, b - 1], energy, axis=1, zi=zi)
-    return ((energy / (1e-6 + smooth) ** 0.98 + 2.0) ** 0.5 - 2.0**0.5).astype(np.float32)
 
 
 def frame_windows(
@@ -512,7 +489,7 @@ def model_input(recording: Recording, settings: Settings | None = None) -> Model
     """The model input for a whole recording, built by the one front-end path."""
     s = settings or get_settings()
     x, band, share = _prepare(recording.samples, recording.sample_rate, s)
-    features = normalise_bands(log_mel_db(x, s), s)
+    features = normalise_bands(log_mel_db(x, s))
     windows, starts, padded = frame_windows(features, s)
     return ModelInput(
         windows=windows,

@@ -91,7 +91,7 @@ def fit_decision(val_raw: np.ndarray, val_labels: np.ndarray, cfg: TrainConfig) 
 
 def record_windows(db: np.ndarray, settings: Settings) -> np.ndarray:
     """Inference windows of one cached record: the analyzer's own path from dB log-mel."""
-    return utils.frame_windows(utils.normalise_bands(db, settings), settings)[0]
+    return utils.frame_windows(utils.normalise_bands(db), settings)[0]
 
 
 def record_scores(
@@ -128,7 +128,7 @@ def sample_epoch(
         db = c.features
         if cfg.augment_enabled:  # one device/room variant of the record per epoch
             db = augment_record(db, label, rng, cfg.augment, settings.top_db)
-        features = utils.normalise_bands(db, settings)
+        features = utils.normalise_bands(db)
         for _ in range(cfg.crops_per_record):
             window = _random_crop(features, width, rng)
             if cfg.augment_enabled:
