@@ -308,9 +308,9 @@ def main() -> None:
     )
     train_seconds = time.perf_counter() - started
 
-    lodo = lodo_section(cached, args, settings) if args.lodo else {}
     files = export_model(outcome.model, args.out, settings.model_name)
-    if not lodo and (args.out / "metadata.json").exists():
+    lodo: dict = {}
+    if not args.lodo and (args.out / "metadata.json").exists():
         # LODO judges the recipe: keep earlier folds only if they came from this recipe
         previous = json.loads((args.out / "metadata.json").read_text())
         earlier = previous.get("metrics", {}).get("lodo", {})
@@ -363,11 +363,16 @@ def main() -> None:
             p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)} for p in files.values()
         },
     }
-    (args.out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    path = args.out / "metadata.json"
+    path.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     print(
         f"wrote {', '.join(str(p) for p in files.values())} and metadata.json "
         f"in {train_seconds:.0f} s"
     )
+    if args.lodo:  # after the model is saved: six more trainings must not put it at risk
+        metadata["metrics"]["lodo"] = lodo_section(cached, args, settings)
+        path.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+        print(f"recorded leave-one-database-out results in {path}")
 
 
 if __name__ == "__main__":

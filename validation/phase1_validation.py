@@ -20,7 +20,10 @@ from auscult.runner import check_preprocessing as check_preprocessing_of  # noqa
 from auscult.runner import load_metadata, sha256_of  # noqa: E402
 from config import get_settings  # noqa: E402
 
-REQUIRED_METADATA = ("preprocessing", "threshold", "metrics", "training", "files", "params")
+REQUIRED_METADATA = (
+    "preprocessing", "threshold", "calibration", "borderline", "metrics", "training", "files",
+    "params",
+)  # fmt: skip
 
 
 class Skip(Exception):
@@ -49,6 +52,23 @@ def check_metadata() -> str:
     return (
         f"threshold {meta['threshold']:.3f}; test Se {test.get('sensitivity', float('nan')):.3f}, "
         f"Sp {test.get('specificity', float('nan')):.3f}, AUC {test.get('auc', float('nan')):.3f}"
+    )
+
+
+def check_calibration() -> str:
+    from auscult.calibration import BorderlineBand, Calibration
+
+    meta = load_metadata()
+    calibration = Calibration.from_dict(meta["calibration"])
+    band = BorderlineBand.from_dict(meta["borderline"], meta["threshold"])
+    if calibration.slope <= 0:
+        raise AssertionError(f"calibration slope {calibration.slope} would reverse the ranking")
+    if not band.low <= meta["threshold"] <= band.high:
+        raise AssertionError(f"borderline band {band} does not surround the threshold")
+    ece = meta["calibration"].get("ece", {})
+    return (
+        f"{calibration.method} scaling, test ECE {ece.get('test', float('nan')):.3f}; "
+        f"borderline band {band.low:.2f}–{band.high:.2f} around {meta['threshold']:.2f}"
     )
 
 
@@ -134,6 +154,7 @@ def check_no_tensorflow() -> str:
 CHECKS: list[tuple[str, Callable[[], str]]] = [
     ("model files", check_model_files),
     ("metadata", check_metadata),
+    ("calibration", check_calibration),
     ("preprocessing", check_preprocessing),
     ("data folder", check_data),
     ("feature cache", check_cache),
