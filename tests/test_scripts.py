@@ -72,4 +72,9 @@ def test_evaluate_reports_metrics_and_plots(tmp_path):
     assert report["n_records"] == 40
     for key in ("sensitivity", "specificity", "macc", "auc"):
         assert 0.0 <= report["overall"][key] <= 1.0
-    assert {p.name for p in tmp_path.glob("*.png")} == {"roc.png", "pr.png", "confusion.png"}
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "roc.png", "pr.png", "confusion.png", "reliability.png"
+    }  # fmt: skip
+    assert 0.0 <= report["ece"] <= 1.0
+    unsure = report["unsure"]
+    assert unsure["count"] == unsure["too_poor"] + unsure["borderline"]
