@@ -48,12 +48,13 @@ train: setup-dev
 
 evaluate: setup-dev
 	$(PY) scripts/evaluate.py
+	$(PY) scripts/phone_simulation.py
 
 validate: setup
 	$(PY) validation/phase1_validation.py
 
 bench: setup
-	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_inference.py --out models/evaluation/benchmark.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
