@@ -983,8 +983,9 @@ def _calibration_section(meta: dict) -> None:
         return
     ece = calibration.get("ece", {})
     st.markdown("**Calibration and borderline band**")
+    method = str(calibration.get("method", "—")).capitalize()
     st.markdown(
-        f"Probabilities are calibrated ({calibration.get('method', '—')} scaling, fitted on "
+        f"Probabilities are calibrated ({method} scaling, fitted on "
         f"the validation records): expected calibration error on the test records "
         f"**{ece.get('test', float('nan')):.3f}** (uncalibrated "
         f"{ece.get('test_raw', float('nan')):.3f}). A probability of 30 % means about 3 in 10 "
