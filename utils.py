@@ -30,6 +30,7 @@ __all__ = [
     "decode_audio",
     "validate_audio",
     "load_audio",
+    "resample",
     "band_signal",
     "robust_scale",
     "high_band_share",
@@ -254,12 +255,7 @@ def validate_audio(
 
 def _rms(samples: np.ndarray) -> float:
     """RMS about the mean of the loudest channel of ``(n_samples, n_channels)`` audio."""
-    levels = []
-    for channel in samples.T:
-        mean = float(np.mean(channel, dtype=np.float64))
-        power = float(np.dot(channel, channel)) / len(channel)  # BLAS; float32 is plenty
-        levels.append(max(power - mean * mean, 0.0))
-    return float(np.sqrt(max(levels)))
+    return float(np.sqrt(max(_variance(channel) for channel in samples.T)))
 
 
 def _clip_fraction(samples: np.ndarray) -> float:
@@ -294,7 +290,7 @@ def _bandpass(low_hz: float, high_hz: float, rate: int) -> np.ndarray:
     return sps.butter(4, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
 
 
-def _resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
+def resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     """Resample with libsoxr (its high-quality filter also rejects images and aliases)."""
     if from_hz == to_hz:
         return x
@@ -316,9 +312,7 @@ def band_signal(
     The filter runs forwards and backwards (zero phase), so heart sounds keep their timing.
     """
     s = settings or get_settings()
-    return _band_filter(
-        _resample(np.asarray(samples, np.float32), int(sample_rate), s.band_rate), s
-    )
+    return _band_filter(resample(np.asarray(samples, np.float32), int(sample_rate), s.band_rate), s)
 
 
 def _band_filter(x: np.ndarray, s: Settings) -> np.ndarray:
@@ -350,8 +344,9 @@ def prepare_signal(
 
 
 def _variance(x: np.ndarray) -> float:
+    """Variance of a 1-D signal via a BLAS dot product (float32 is plenty for a level)."""
     mean = float(np.mean(x, dtype=np.float64))
-    return max(float(np.dot(x, x)) / max(len(x), 1) - mean * mean, 0.0)  # BLAS dot: fast
+    return max(float(np.dot(x, x)) / max(len(x), 1) - mean * mean, 0.0)
 
 
 def high_band_share(
@@ -376,11 +371,11 @@ def _prepare(
     samples: np.ndarray, sample_rate: int, s: Settings
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(normalised signal at ``sample_rate``, the same at ``band_rate``, high-band share)."""
-    resampled = _resample(np.asarray(samples, np.float32), int(sample_rate), s.band_rate)
+    resampled = resample(np.asarray(samples, np.float32), int(sample_rate), s.band_rate)
     share = high_band_share(samples, sample_rate, resampled, s.band_rate)
     band = _band_filter(resampled, s)
     scale = np.float32(1.0 / robust_scale(band))
-    x = _resample(band, s.band_rate, s.sample_rate)
+    x = resample(band, s.band_rate, s.sample_rate)
     return x * scale, band * scale, share
 
 

@@ -1,4 +1,4 @@
-"""Auscult analysis core: plain Python, no UI or web imports (see DESIGN.md §2)."""
+"""Auscult analysis core: plain Python, no UI or web imports (see ARCHITECTURE.md §1)."""
 
 from auscult.errors import AuscultError, InvalidAudioError, ModelNotFoundError
 

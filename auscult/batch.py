@@ -1,7 +1,7 @@
 """Analyse many recordings in one go: one row per input, a broken file never stops the run.
 
 UI-free and shared by the desktop app's Batch page and ``scripts/batch_predict.py``, so both
-write the same CSV (DESIGN.md §3)::
+write the same CSV (ARCHITECTURE.md §3)::
 
     path,probability,label,duration_s,error,unsure_reason
 

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy import signal as sps
 
+from utils import resample
+
 __all__ = [
     "PHONE_FORMATS",
     "PHONE_RATE",
@@ -73,12 +75,6 @@ def random_channel(rng: np.random.Generator, snr_db: float | None) -> PhoneChann
     )
 
 
-def _resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    import soxr
-
-    return soxr.resample(np.asarray(x, dtype=np.float32), from_hz, to_hz).astype(np.float32)
-
-
 def band_power(x: np.ndarray, rate: int, band_hz: tuple[float, float] = (25.0, 950.0)) -> float:
     """Mean power of ``x`` in ``band_hz`` (4th-order Butterworth band-pass)."""
     sos = sps.butter(4, band_hz, btype="bandpass", fs=rate, output="sos")
@@ -99,7 +95,7 @@ def phone_noise_bank(folder: Path | str, seconds_per_file: float = 4.0) -> np.nd
     pieces: list[np.ndarray] = []
     for path in sorted(Path(folder).glob("*.flac")) + sorted(Path(folder).glob("*.wav")):
         x, rate = sf.read(path, dtype="float32", always_2d=True)
-        x = _resample(x.mean(axis=1), rate, PHONE_RATE)
+        x = resample(x.mean(axis=1), rate, PHONE_RATE)
         frame = PHONE_RATE // 20
         n = len(x) // frame
         if n < 10:
@@ -217,7 +213,7 @@ def apply_channel(
     bank: np.ndarray | None = None,
 ) -> bytes:
     """Pass a recording through ``channel``; return the encoded phone file."""
-    x = _resample(samples, rate, PHONE_RATE).astype(np.float64)
+    x = resample(samples, rate, PHONE_RATE).astype(np.float64)
     x = sps.sosfilt(sps.butter(2, channel.low_cut_hz, "highpass", fs=PHONE_RATE, output="sos"), x)
     if channel.snr_db is not None:
         noise = _noise(channel.noise, len(x), np.zeros(0) if bank is None else bank, rng)

@@ -1,4 +1,4 @@
-"""Command-line contracts (DESIGN.md §3): batch CSV, evaluation report, phase-1 check list."""
+"""Command-line contracts (ARCHITECTURE.md §3): batch CSV, evaluation report, phase-1 check list."""
 
 from __future__ import annotations
 
