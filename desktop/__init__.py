@@ -1,0 +1,1 @@
+"""Pages of the desktop analyzer (Streamlit), one module each; ``app.py`` is the entry point."""

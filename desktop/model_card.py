@@ -1,0 +1,210 @@
+"""The desktop analyzer's Model page: what the committed model is, how well it works, its limits.
+
+Reads ``models/metadata.json`` and the files under ``models/evaluation/`` (metrics, plots,
+phone simulation, benchmark) and ``models/experiments.md``; writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from auscult.errors import AuscultError
+from config import get_settings
+
+__all__ = ["page_model"]
+
+
+_METRIC_COLUMNS = {
+    name: st.column_config.NumberColumn(name, format="%.2f") for name in ("Se", "Sp", "MAcc", "AUC")
+}
+
+
+def _metrics_rows(table: dict[str, Any], first: str) -> list[dict[str, Any]]:
+    rows = []
+    for name, m in table.items():
+        if not isinstance(m, dict):
+            continue
+        rows.append(
+            {
+                first: f"training-{name}" if len(name) == 1 else name,
+                "records": m.get("n"),
+                "abnormal": m.get("n_abnormal"),
+                "Se": m.get("sensitivity"),
+                "Sp": m.get("specificity"),
+                "MAcc": m.get("macc"),
+                "AUC": m.get("auc"),
+            }
+        )
+    return rows
+
+
+def _calibration_section(meta: dict) -> None:
+    """How far the probabilities can be trusted, and the borderline band."""
+    calibration, band = meta.get("calibration") or {}, meta.get("borderline") or {}
+    if not calibration:
+        return
+    ece = calibration.get("ece", {})
+    st.markdown("**Calibration and borderline band**")
+    method = str(calibration.get("method", "—")).capitalize()
+    st.markdown(
+        f"Probabilities are calibrated ({method} scaling, fitted on "
+        f"the validation records): expected calibration error on the test records "
+        f"**{ece.get('test', float('nan')):.3f}** (uncalibrated "
+        f"{ece.get('test_raw', float('nan')):.3f}). A probability of 30 % means about 3 in 10 "
+        "such recordings were abnormal — for recordings like the training data."
+    )
+    if band:
+        st.markdown(
+            f"Between **{band['low']:.0%} and {band['high']:.0%}** a result is *unsure — "
+            f"borderline*: too close to the threshold {meta.get('threshold', 0):.0%} for a "
+            f"confident call ({band.get('share', 0):.0%} of validation records fell there)."
+        )
+
+
+def _phone_simulation_section(path: Path) -> None:
+    """Results on stethoscope recordings passed through a simulated phone channel."""
+    if not path.exists():
+        return
+    report = json.loads(path.read_text())
+    rows = [
+        {
+            "condition": name,
+            "AUC": m.get("auc"),
+            "Se": m.get("plain", {}).get("sensitivity"),
+            "Sp": m.get("plain", {}).get("specificity"),
+            "unsure": m.get("unsure_half_right", {}).get("unsure_share"),
+        }
+        for name, m in report.get("conditions", {}).items()
+    ]
+    st.markdown("**Phone simulation** (test records through a simulated phone, by noise level)")
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={
+            **_METRIC_COLUMNS,
+            "unsure": st.column_config.NumberColumn("unsure", format="percent"),
+        },
+    )
+    st.caption(
+        f"{report.get('records', '')}. Noise-only phone recordings judged unsure: "
+        f"{report.get('noise_only_unsure_share', float('nan')):.0%}."
+    )
+
+
+def _speed_section(path: Path) -> None:
+    """The latest benchmark figures (benchmarks/bench_inference.py --out)."""
+    if not path.exists():
+        return
+    b = json.loads(path.read_text())
+    st.markdown(
+        f"**Speed** (this project's 2-core machine): a whole 30 s recording in "
+        f"{b.get('warm_ms_30s_flac_2khz', float('nan')):.0f} ms (2 kHz stethoscope file) and "
+        f"{b.get('warm_ms_30s_wav_48khz', float('nan')):.0f} ms (48 kHz phone file); first "
+        f"result {b.get('cold_start_s', float('nan')):.1f} s after start; model "
+        f"{b.get('model_bytes', 0) / 1024:.0f} KB."
+    )
+
+
+def page_model() -> None:
+    settings = get_settings()
+    st.title("Model card")
+    try:
+        from auscult.runner import load_metadata
+
+        meta = load_metadata(settings)
+    except AuscultError as exc:
+        st.error(str(exc))
+        meta = {}
+    training = meta.get("training", {})
+    metrics = meta.get("metrics", {})
+    records = training.get("records", {})
+    c = st.columns(4)
+    c[0].metric("Version", meta.get("version", "—"))
+    c[1].metric("Decision threshold", f"{meta['threshold']:.0%}" if "threshold" in meta else "—")
+    c[2].metric(
+        "Records (train / validation / test)",
+        " / ".join(str(records.get(k, "—")) for k in ("train", "validation", "test"))
+        if records
+        else "—",
+    )
+    c[3].metric("Trained", str(training.get("date", "—"))[:10])
+
+    left, right = st.columns([1.2, 1], gap="large")
+    with left:
+        st.subheader("How well it works")
+        splits = {k: metrics[k] for k in ("validation", "test") if isinstance(metrics.get(k), dict)}
+        if splits:
+            st.dataframe(
+                _metrics_rows(splits, "split"), hide_index=True, column_config=_METRIC_COLUMNS
+            )
+        else:
+            st.caption("No validation or test metrics in models/metadata.json.")
+        per_db = metrics.get("test_per_database") or {}
+        if per_db:
+            st.markdown("**Test set, per PhysioNet database**")
+            st.dataframe(
+                _metrics_rows(per_db, "database"), hide_index=True, column_config=_METRIC_COLUMNS
+            )
+        lodo = metrics.get("lodo") or {}
+        folds = lodo.get("folds", lodo) if isinstance(lodo, dict) else {}
+        st.markdown("**Leave-one-database-out** (trained without the database, tested on it)")
+        if folds:
+            st.dataframe(
+                _metrics_rows(folds, "held-out database"),
+                hide_index=True,
+                column_config=_METRIC_COLUMNS,
+            )
+            if "mean_macc" in lodo:
+                st.caption(
+                    f"Mean over held-out databases: MAcc {lodo['mean_macc']:.2f}, "
+                    f"AUC {lodo.get('mean_auc', float('nan')):.2f}. This is the best guess of "
+                    "how the model does on a new kind of stethoscope."
+                )
+        else:
+            st.caption("Not computed for this model yet.")
+        st.caption(
+            "Se: abnormal recordings called abnormal. Sp: normal recordings called normal. "
+            "MAcc: their mean (the PhysioNet 2016 score). AUC: ranking quality, 0.5 = chance."
+        )
+        _calibration_section(meta)
+        _phone_simulation_section(settings.models_dir / "evaluation" / "phone_simulation.json")
+        _speed_section(settings.models_dir / "evaluation" / "benchmark.json")
+        experiments = settings.models_dir / "experiments.md"
+        if experiments.exists():
+            with st.expander("Experiments on unseen devices: what helped, what did not"):
+                st.markdown(experiments.read_text())
+    with right:
+        st.subheader("Intended use and limits")
+        st.markdown(
+            "- **Decision support, not a diagnosis.** A trained clinician decides.\n"
+            "- Trained on the **PhysioNet/CinC 2016** heart-sound recordings: electronic "
+            "stethoscope recordings of healthy people and heart patients from several "
+            "research groups.\n"
+            "- **Phone recordings are outside the training distribution**: treat their results "
+            "with extra care and record again when unsure.\n"
+            "- **Not validated for children or neonates.**\n"
+            "- Says *normal* or *abnormal* for the whole recording; it does not name the "
+            "lesion. Too noisy recordings are called *unsure*, not abnormal."
+        )
+        data = training.get("data")
+        if data:
+            split = training.get("split", {})
+            st.markdown(
+                f"**Training data:** {data}. Records used: "
+                + ", ".join(f"{k} {v}" for k, v in records.items())
+                + (f"; split by {split['by']}, seed {split.get('seed')}" if "by" in split else "")
+                + "."
+            )
+        if "threshold_rule" in meta:
+            st.markdown(f"**Threshold:** {meta['threshold_rule']}.")
+
+    pictures = sorted((settings.models_dir / "evaluation").glob("*.png"))
+    if pictures:
+        st.subheader("Evaluation")
+        cols = st.columns(min(3, len(pictures)))
+        for i, pic in enumerate(pictures):
+            cols[i % len(cols)].image(str(pic), caption=pic.stem.replace("_", " "), width="stretch")
