@@ -56,6 +56,11 @@ class TrainConfig:
     database_weight: str = "sqrt"
     #: Share of validation records (nearest the threshold) the borderline band holds.
     borderline_share: float = 0.1
+    #: Mixup across databases (Zhang et al. 2018, "mixup: beyond empirical risk
+    #: minimization"): this share of windows is blended with a window of *another* database,
+    #: weight ~ Beta(alpha, alpha), labels blended alike. 0 switches it off.
+    mixup_share: float = 0.0
+    mixup_alpha: float = 0.4
     model: ModelParams = field(default_factory=ModelParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     augment_enabled: bool = True
@@ -122,7 +127,7 @@ def sample_epoch(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training windows for one epoch: ``crops_per_record`` crops of one augmented variant each."""
     width = settings.window_frames
-    xs, ys, ws = [], [], []
+    xs, ys, ws, dbs = [], [], [], []
     for c, weight in zip(records, record_weights(records, cfg.database_weight), strict=False):
         label = c.record.label
         db = c.features
@@ -136,9 +141,30 @@ def sample_epoch(
             xs.append(window)
             ys.append(label)
             ws.append(weight)
+            dbs.append(c.record.database)
     order = rng.permutation(len(xs))
-    x = np.stack(xs)[order][..., None].astype(np.float32)
-    return x, np.asarray(ys, np.float32)[order], np.asarray(ws, np.float32)[order]
+    x, y = np.stack(xs)[order].astype(np.float32), np.asarray(ys, np.float32)[order]
+    if cfg.mixup_share > 0:
+        x, y = mix_across_databases(x, y, np.asarray(dbs)[order], cfg, rng)
+    return x[..., None], y, np.asarray(ws, np.float32)[order]
+
+
+def mix_across_databases(
+    x: np.ndarray, y: np.ndarray, dbs: np.ndarray, cfg: TrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blend ``mixup_share`` of the windows with a random window from a different database."""
+    x, y = x.copy(), y.copy()
+    chosen = np.flatnonzero(rng.random(len(x)) < cfg.mixup_share)
+    for i in chosen:
+        others = np.flatnonzero(dbs != dbs[i])
+        if len(others) == 0:
+            continue
+        j = rng.choice(others)
+        lam = rng.beta(cfg.mixup_alpha, cfg.mixup_alpha)
+        lam = max(lam, 1 - lam)  # the window keeps its own identity (and sample weight)
+        x[i] = lam * x[i] + (1 - lam) * x[j]
+        y[i] = lam * y[i] + (1 - lam) * y[j]
+    return x, y
 
 
 def record_weights(records: Sequence[CachedRecord], database_weight: str = "size") -> np.ndarray:

@@ -103,3 +103,29 @@ def test_set_overrides_reach_nested_settings():
     assert cfg.augment.snr_db == (5.0, 10.0)
     with pytest.raises(SystemExit, match="no such setting"):
         with_overrides(TrainConfig(), ["augment.nope=1"])
+
+
+def test_mixup_blends_only_across_databases_and_keeps_each_window_dominant():
+    import dataclasses
+
+    from auscult.training import mix_across_databases
+
+    rng = np.random.default_rng(0)
+    x = np.stack([np.full((4, 5), v, np.float32) for v in (0.0, 0.0, 10.0, 10.0)])
+    y = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
+    dbs = np.array(["a", "a", "b", "b"])
+    cfg = dataclasses.replace(TrainConfig(), mixup_share=1.0, mixup_alpha=0.4)
+    mx, my = mix_across_databases(x, y, dbs, cfg, rng)
+    # a window of database a is blended only with b's (value 10), never with its own
+    assert np.all(mx[:2] > 0)
+    assert np.all(mx[:2] <= 5.0)  # its own weight stays ≥ 0.5
+    assert np.all(my[:2] <= 0.5)
+    assert np.all(my[2:] >= 0.5)
+    assert np.allclose(mx[:, 0, 0] / 10.0, my)  # labels blended by the same weight
+    unchanged_x, unchanged_y = mix_across_databases(x, y, dbs, TrainConfig(), rng)  # share 0
+    assert np.array_equal(unchanged_x, x)
+    assert np.array_equal(unchanged_y, y)
+
+
+def test_no_mixup_by_default_keeps_the_committed_recipe():
+    assert TrainConfig().mixup_share == 0.0
