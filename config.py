@@ -76,6 +76,12 @@ class Settings:
     recorder_port: int = 8503
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    #: Key the REST API requires in ``X-API-Key``; required whenever it binds beyond
+    #: loopback (``AUSCULT_API_KEY``). Empty: no key on 127.0.0.1.
+    api_key: str = ""
+    #: Analyses the API runs at once (one per core); more wait up to ``api_queue_s``, then 503.
+    api_workers: int = 2
+    api_queue_s: float = 2.0
     #: LAN address to advertise in the QR code; empty means detect it.
     lan_ip: str = ""
     #: Phone recording page address and pairing token, handed to the analyzer by the

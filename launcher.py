@@ -1,17 +1,19 @@
-"""Start Auscult: the desktop analyzer and the phone recording page, paired by a QR code.
+"""Start Auscult: the desktop analyzer and the phone recording page, paired by a QR code,
+with the REST API and the background analysis worker.
 
     python launcher.py                   # analyzer on 127.0.0.1, phone page on the LAN
     python launcher.py --tunnel          # phone on another network, through cloudflared
-    python launcher.py --no-browser --port 8601 --recorder-port 8603
+    python launcher.py --no-browser --port 8601 --recorder-port 8603 --api-port 8605
 
 What it does, in order: checks the Python packages, picks the LAN address, makes (or reuses)
 a self-signed TLS certificate under ``<work_dir>/tls``, draws a random pairing token, starts
-the analyzer (Streamlit, 127.0.0.1 only) and the recording page (HTTPS, on the LAN) as child
-processes — each in its own process group, with the token and the phone address in
-``AUSCULT_PAIRING_TOKEN`` / ``AUSCULT_RECORDER_URL`` so the analyzer shows the same QR —,
-waits until both answer their health checks, prints the addresses and a QR code, opens the
-analyzer in the browser, and then watches the children. A child that dies is reported with
-the end of its log and the launcher exits non-zero; Ctrl-C or SIGTERM stops everything.
+the analyzer (Streamlit, 127.0.0.1 only), the recording page (HTTPS, on the LAN), the REST
+API (127.0.0.1) and the analysis worker as child processes — each in its own process group,
+with the token and the phone address in ``AUSCULT_PAIRING_TOKEN`` / ``AUSCULT_RECORDER_URL``
+so the analyzer shows the same QR —, waits until all answer their health checks, prints the
+addresses and a QR code, opens the analyzer in the browser, and then watches the children. A
+child that dies is reported with the end of its log and the launcher exits non-zero; Ctrl-C
+or SIGTERM stops everything.
 
 Exit codes: 0 stopped on request, 1 a server failed, 2 the environment needs fixing first.
 """
@@ -35,6 +37,7 @@ import threading
 import time
 import urllib.request
 import webbrowser
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -224,6 +227,14 @@ def _answers(url: str, expect: str, context: ssl.SSLContext | None = None) -> bo
         return False
 
 
+def _worker_alive(settings: Settings, pid: int) -> bool:
+    """Whether the worker process ``pid`` has written a fresh heartbeat."""
+    from auscult.worker import read_heartbeat
+
+    beat = read_heartbeat(settings)
+    return beat is not None and beat.pid == pid and beat.alive()
+
+
 def _read_tunnel(child: Child, found: queue.Queue) -> None:
     """Copy cloudflared's stderr to its log and report the first public address."""
     assert child.process.stderr is not None
@@ -252,6 +263,7 @@ def _parse_args(argv: list[str] | None, s: Settings) -> argparse.Namespace:
     )
     p.add_argument("--port", type=int, default=s.analyzer_port, help="analyzer port (127.0.0.1)")
     p.add_argument("--recorder-port", type=int, default=s.recorder_port, help="phone page port")
+    p.add_argument("--api-port", type=int, default=s.api_port, help="REST API port (127.0.0.1)")
     p.add_argument("--no-browser", action="store_true", help="do not open the analyzer")
     p.add_argument(
         "--tunnel", action="store_true", help="also publish the phone page with cloudflared"
@@ -289,13 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     for host, port, what, option in (
         (s.analyzer_host, args.port, "analyzer", "--port"),
         (recorder_host, args.recorder_port, "phone recording page", "--recorder-port"),
+        (s.api_host, args.api_port, "REST API", "--api-port"),
     ):
         problem = port_problem(host, port, what, option)
         if problem:
             say(problem)
             return 2
-    if args.port == args.recorder_port:
-        say("--port and --recorder-port must differ.")
+    if len({args.port, args.recorder_port, args.api_port}) < 3:
+        say("--port, --recorder-port and --api-port must all differ.")
         return 2
 
     import qr_generator
@@ -307,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     token = secrets.token_urlsafe(16)
     phone_url = qr_generator.recorder_url(lan.ip, args.recorder_port, token)
     analyzer_url = f"http://{s.analyzer_host}:{args.port}"
+    api_url = f"http://{s.api_host}:{args.api_port}"
     logs = s.work_dir / "logs"
 
     children: list[Child] = []
@@ -325,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 "PYTHONUNBUFFERED": "1",
                 "AUSCULT_ANALYZER_PORT": str(args.port),
                 "AUSCULT_RECORDER_PORT": str(args.recorder_port),
+                "AUSCULT_API_PORT": str(args.api_port),
                 "AUSCULT_LAN_IP": lan.ip,
                 "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
             }
@@ -371,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         env[TOKEN_ENV] = token
         env[URL_ENV] = phone_url
 
-        # --- the two servers ----------------------------------------------------------
+        # --- the servers and the worker ----------------------------------------------------------
         py = sys.executable
         children.append(
             start_child(
@@ -417,18 +432,32 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
 
-        # --- wait for both ------------------------------------------------------------
+        children.append(
+            start_child(
+                "api",
+                [py, str(PROJECT_ROOT / "api.py"), "--host", s.api_host, "--port",
+                 str(args.api_port), "--no-worker"],
+                env,
+                logs / "api.log",
+            )
+        )  # fmt: skip
+        children.append(
+            start_child("worker", [py, "-m", "auscult.worker"], env, logs / "worker.log")
+        )
+
+        # --- wait for all ------------------------------------------------------------
         probe_host = "127.0.0.1" if recorder_host in ("0.0.0.0", "::", "") else recorder_host
         tls = ssl.create_default_context(cafile=str(cert.cert_path))
-        checks = {
-            "analyzer": (f"{analyzer_url}/_stcore/health", "ok", None),
-            "recorder": (
-                f"https://{probe_host}:{args.recorder_port}/healthz",
-                "auscult-recorder",
-                tls,
+        worker_pid = children[-1].process.pid
+        checks: dict[str, Callable[[], bool]] = {
+            "analyzer": lambda: _answers(f"{analyzer_url}/_stcore/health", "ok"),
+            "recorder": lambda: _answers(
+                f"https://{probe_host}:{args.recorder_port}/healthz", "auscult-recorder", tls
             ),
+            "api": lambda: _answers(f"{api_url}/health", '"status":"ok"'),
+            "worker": lambda: _worker_alive(s, worker_pid),
         }
-        say("Starting the analyzer and the phone recording page…")
+        say("Starting the analyzer, the phone recording page, the REST API and the worker…")
         healthy: set[str] = set()
         deadline = time.monotonic() + args.startup_timeout
         while healthy != set(checks) and not stop.is_set():
@@ -443,8 +472,8 @@ def main(argv: list[str] | None = None) -> int:
                         say(f"  end of {c.log_path}:\n{c.log_tail()}")
                 stop_children(children)
                 return 1
-            for name, (url, expect, context) in checks.items():
-                if name not in healthy and _answers(url, expect, context):
+            for name, check in checks.items():
+                if name not in healthy and check():
                     healthy.add(name)
             if healthy != set(checks):
                 stop.wait(0.25)
@@ -462,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         if phone_url != lan_url:
             say(f"  … on the same Wi-Fi:       {lan_url}")
         say(f"  … on this computer:        https://localhost:{args.recorder_port}/?t={token}")
+        say(f"  REST API:                  {api_url}   (docs: {api_url}/docs)")
         if phone_url == lan_url:
             say(f"  LAN address {lan.ip}: {lan.reason}")
             say(

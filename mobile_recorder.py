@@ -35,8 +35,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
-from auscult.errors import InvalidAudioError
-from auscult.inbox import NotAudioError, UploadTooLargeError, deliver_recording
+from auscult.errors import AuscultError, InvalidRequestError, NotPairedError, UploadTooLargeError
+from auscult.service import Service
 from auscult.store import SITES, Store
 from config import PROJECT_ROOT, Settings, get_settings
 
@@ -74,26 +74,34 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"stored": False, "error": message}, status_code=status)
 
 
-def _token_ok(request: Request, token: str) -> bool:
+def _check_token(request: Request, token: str) -> None:
+    """Raise NotPairedError unless the request carries the pairing token."""
     given = request.headers.get(TOKEN_HEADER) or request.query_params.get("t") or ""
     # Constant-time comparison: the time taken says nothing about how much of it matched.
-    return hmac.compare_digest(given.encode(), token.encode())
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise NotPairedError(
+            "this phone is not paired with the desktop (wrong or missing pairing code); "
+            "scan the QR code on the desktop again"
+        )
 
 
-class _TooLarge(Exception):
-    pass
+def _too_large(size: int, limit: int) -> UploadTooLargeError:
+    return UploadTooLargeError(
+        f"the recording is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB — record a "
+        "shorter stretch"
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing early (from Content-Length) or as soon as it passes ``limit``."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge(int(declared))
+        raise _too_large(int(declared), limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _TooLarge(len(body))
+            raise _too_large(len(body), limit)
     return bytes(body)
 
 
@@ -121,10 +129,18 @@ def create_app(
     app.state.settings = s
     app.state.store = store
 
-    def get_store() -> Store:
-        if app.state.store is None:
-            app.state.store = Store(s.db_path)
-        return app.state.store
+    def get_service() -> Service:
+        """The service on the shared history store; this page never loads the model."""
+        if app.state.service is None:
+            app.state.service = Service(s, app.state.store or Store(s.db_path))
+        return app.state.service
+
+    app.state.service = None
+
+    @app.exception_handler(AuscultError)
+    async def refused(_request: Request, exc: AuscultError) -> JSONResponse:
+        # The page's script reads {"stored": false, "error": ...}; the status says why.
+        return _error(exc.http_status, str(exc))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -156,7 +172,9 @@ def create_app(
 
     @app.get("/api/session")
     async def session(request: Request) -> JSONResponse:
-        if not _token_ok(request, pairing):
+        try:
+            _check_token(request, pairing)
+        except NotPairedError:
             return _error(403, "this page is not paired with the desktop; scan the QR code again")
         return JSONResponse(
             {"paired": True, "sites": list(SITES), "max_upload_bytes": s.max_upload_bytes}
@@ -164,38 +182,19 @@ def create_app(
 
     @app.post("/api/recordings")
     async def upload(request: Request) -> JSONResponse:
-        if not _token_ok(request, pairing):
-            log.warning("refused an upload from %s: wrong or missing pairing token", request.client)
-            await _drain(request, s.max_upload_bytes)
-            return _error(
-                403,
-                "this phone is not paired with the desktop (wrong or missing pairing code); "
-                "scan the QR code on the desktop again",
-            )
         site = request.query_params.get("site") or None
-        if site is not None and site not in SITES:
+        try:
+            _check_token(request, pairing)
+            if site is not None and site not in SITES:
+                raise InvalidRequestError(
+                    f"unknown auscultation site {site!r}; choose one of {', '.join(SITES)}"
+                )
+        except AuscultError:
+            log.warning("refused an upload from %s", request.client)
             await _drain(request, s.max_upload_bytes)
-            return _error(
-                422, f"unknown auscultation site {site!r}; choose one of {', '.join(SITES)}"
-            )
-        try:
-            data = await _read_body(request, s.max_upload_bytes)
-        except _TooLarge as exc:
-            return _error(
-                413,
-                f"the recording is {exc.args[0] / 1e6:.1f} MB; the limit is "
-                f"{s.max_upload_bytes / 1e6:.0f} MB — record a shorter stretch",
-            )
-        try:
-            delivery = await run_in_threadpool(
-                deliver_recording, data, store=get_store(), site=site, source="phone", settings=s
-            )
-        except UploadTooLargeError as exc:
-            return _error(413, str(exc))
-        except NotAudioError as exc:
-            return _error(415, str(exc))
-        except InvalidAudioError as exc:
-            return _error(422, str(exc))
+            raise
+        data = await _read_body(request, s.max_upload_bytes)
+        delivery = await run_in_threadpool(get_service().receive, data, source="phone", site=site)
         return JSONResponse(
             {
                 "stored": True,

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft
 from scipy import signal as sps
 
-from auscult.errors import InvalidAudioError
+from auscult.errors import InvalidAudioError, NotAudioError
 from config import Settings, get_settings
 
 __all__ = [
@@ -147,7 +147,7 @@ def _decode_pyav(data: bytes) -> tuple[np.ndarray, int]:
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
-                raise InvalidAudioError("the file holds no audio track")
+                raise NotAudioError("the file holds no audio track")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="fltp")
             try:
@@ -162,12 +162,12 @@ def _decode_pyav(data: bytes) -> tuple[np.ndarray, int]:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
     except av.error.FFmpegError as exc:
-        raise InvalidAudioError(
+        raise NotAudioError(
             "this file is not a readable audio recording (it may be corrupt, truncated or "
             "not audio at all); export it again as WAV, FLAC, MP3, M4A or WebM"
         ) from exc
     if not chunks or rate <= 0:
-        raise InvalidAudioError("the file decodes to no audio at all; record again")
+        raise NotAudioError("the file decodes to no audio at all; record again")
     return np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False), int(rate)
 
 
@@ -179,7 +179,7 @@ def decode_audio(source: AudioSource) -> tuple[np.ndarray, int, tuple[str, ...]]
     """
     data, name = _read_bytes(source)
     if len(data) == 0:
-        raise InvalidAudioError(f"{name} is empty (0 bytes); record or export it again")
+        raise NotAudioError(f"{name} is empty (0 bytes); record or export it again")
     warnings: list[str] = []
     try:
         samples, rate, truncated = _decode_soundfile(data)
@@ -187,7 +187,7 @@ def decode_audio(source: AudioSource) -> tuple[np.ndarray, int, tuple[str, ...]]
         samples, rate = _decode_pyav(data)
     else:
         if truncated and len(samples) == 0:
-            raise InvalidAudioError(
+            raise NotAudioError(
                 f"{name} is truncated: it holds a header but no audio; record or export it again"
             )
         if truncated:

@@ -26,14 +26,17 @@ from datetime import datetime
 from pathlib import Path
 
 import utils
-from auscult.errors import AuscultError, InvalidAudioError
+from auscult.errors import (
+    InvalidAudioError,
+    InvalidRequestError,
+    NotAudioError,
+    UploadTooLargeError,
+)
 from auscult.store import SITES, SOURCES, Store
 from config import Settings, get_settings
 
 __all__ = [
     "Delivery",
-    "NotAudioError",
-    "UploadTooLargeError",
     "audio_extension",
     "deliver_recording",
     "inbox_filename",
@@ -59,14 +62,6 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\xf1", ".aac"),
     (0, b"\xff\xf9", ".aac"),
 )
-
-
-class UploadTooLargeError(AuscultError):
-    """The upload is larger than ``settings.max_upload_bytes``."""
-
-
-class NotAudioError(InvalidAudioError):
-    """The bytes do not decode as audio at all (as opposed to unusable audio)."""
 
 
 @dataclass(frozen=True)
@@ -150,25 +145,27 @@ def deliver_recording(
         ``data`` is not audio in any format the front end reads.
     InvalidAudioError
         It is audio but cannot be analysed (too short, silent, unsupported rate, …).
-    ValueError
+    InvalidRequestError
         ``site`` or ``source`` is not one the store knows.
     """
     s = settings or get_settings()
     if site is not None and site not in SITES:
-        raise ValueError(f"unknown auscultation site {site!r}; choose one of {', '.join(SITES)}")
+        raise InvalidRequestError(
+            f"unknown auscultation site {site!r}; choose one of {', '.join(SITES)}"
+        )
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+        raise InvalidRequestError(f"unknown source {source!r}; expected one of {SOURCES}")
     if len(data) > s.max_upload_bytes:
         raise UploadTooLargeError(
             f"the recording is {len(data) / 1e6:.1f} MB; the limit is "
             f"{s.max_upload_bytes / 1e6:.0f} MB — record a shorter stretch (10–30 s is enough)"
         )
-    # The same two steps as utils.load_audio, split so that "not audio" and "unusable audio"
-    # can be told apart (HTTP 415 vs 422).
+    # The same two steps as utils.load_audio: decoding raises NotAudioError (HTTP 415),
+    # validation InvalidAudioError (422).
     try:
         samples, rate, decode_warnings = utils.decode_audio(bytes(data))
-    except InvalidAudioError as exc:
-        raise NotAudioError(str(exc)) from exc
+    except InvalidAudioError:
+        raise
     except Exception as exc:  # a decoder failing in a way utils did not foresee
         raise NotAudioError(
             "this upload is not a readable audio recording; record again or send a WAV file"

@@ -7,20 +7,19 @@ the model was trained with the same front-end constants as ``config.py``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from auscult.calibration import BorderlineBand, Calibration
 from auscult.errors import AuscultError, ModelNotFoundError
+from auscult.model_card import ModelCard, load_card
 from config import Settings, get_settings
 
-__all__ = ["ModelRunner", "load_metadata", "sha256_of"]
+__all__ = ["ModelRunner", "sha256_of"]
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +28,9 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_metadata(settings: Settings | None = None) -> dict[str, Any]:
-    """Read ``models/metadata.json`` or explain how to get it."""
-    s = settings or get_settings()
-    path = s.metadata_path
-    if not path.exists():
-        raise ModelNotFoundError(
-            f"model metadata not found at {path}; restore models/ from git or train a model "
-            "with `python scripts/gpu_optimized_train.py`"
-        )
-    return json.loads(path.read_text())
-
-
-def check_preprocessing(metadata: dict[str, Any], settings: Settings) -> None:
+def check_preprocessing(card: ModelCard, settings: Settings) -> None:
     """Refuse a model trained with other front-end constants: its input would be wrong."""
-    trained = metadata.get("preprocessing", {})
+    trained = card.preprocessing
     current = settings.preprocessing()
     differing = {k: (trained.get(k), v) for k, v in current.items() if trained.get(k) != v}
     if differing:
@@ -60,7 +47,7 @@ class ModelRunner:
 
     path: Path
     threshold: float  # on the calibrated probability
-    metadata: dict[str, Any]
+    card: ModelCard
     threads: int = 1
     calibration: Calibration = field(default_factory=Calibration)
     band: BorderlineBand | None = None  # None: no borderline band (an empty one at threshold)
@@ -80,32 +67,31 @@ class ModelRunner:
     def from_settings(cls, settings: Settings | None = None, *, verify: bool = True) -> ModelRunner:
         """Load the committed model named in ``config.py`` and its metadata."""
         s = settings or get_settings()
-        metadata = load_metadata(s)
+        card = load_card(s)
         path = s.tflite_path
         if not path.exists():
             raise ModelNotFoundError(
                 f"model file not found at {path}; restore models/ from git or retrain"
             )
         if verify:
-            expected = metadata.get("files", {}).get(path.name, {}).get("sha256")
-            if expected and sha256_of(path) != expected:
+            expected = card.files.get(path.name)
+            if expected is not None and sha256_of(path) != expected.sha256:
                 raise ModelNotFoundError(
                     f"{path.name} does not match the sha256 in metadata.json; restore it from git"
                 )
-        check_preprocessing(metadata, s)
-        threshold = float(metadata["threshold"])
+        check_preprocessing(card, s)
         return cls(
             path=path,
-            threshold=threshold,
-            metadata=metadata,
+            threshold=card.threshold,
+            card=card,
             threads=s.inference_threads,
-            calibration=Calibration.from_dict(metadata.get("calibration")),
-            band=BorderlineBand.from_dict(metadata.get("borderline"), threshold),
+            calibration=card.calibration_map,
+            band=card.band,
         )
 
     @property
     def version(self) -> str:
-        return str(self.metadata.get("version", "unknown"))
+        return self.card.version
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """Raw model score per window, shape ``(n,)``, for windows ``(n, n_mels, frames)``.

@@ -1,7 +1,9 @@
 """History of recordings and analyses in SQLite: one store for the analyzer, phone page and API.
 
-A recording enters as a *pending* row (its audio already written atomically to disk), and is
-later marked *done* with its result or *error* with a human message. Rows are written in one
+A recording enters as a *pending* row (its audio already written atomically to disk), is
+*claimed* by one analysis worker (status *analysing*; a claim older than ``stale_after_s``
+is taken over, so a killed worker loses nothing), and is then marked *done* with its result
+or *error* with a human message. Rows are written in one
 transaction each, so a crash never leaves half a row. SQLite's WAL mode lets the phone page
 write while the analyzer reads.
 """
@@ -39,12 +41,29 @@ CREATE TABLE IF NOT EXISTS analyses (
     duration_s   REAL,
     result_json  TEXT,
     error        TEXT,
-    analysed_at  TEXT
+    analysed_at  TEXT,
+    patient_id   TEXT,
+    note         TEXT,
+    quality      REAL,
+    elapsed_ms   REAL,
+    claimed_at   TEXT
 );
 CREATE INDEX IF NOT EXISTS analyses_status ON analyses(status);
 CREATE UNIQUE INDEX IF NOT EXISTS analyses_audio_path ON analyses(audio_path)
     WHERE audio_path IS NOT NULL;
 """
+
+
+#: Columns added after the first release: ``ALTER TABLE`` brings older history files up to date.
+_ADDED_COLUMNS = {
+    "patient_id": "TEXT",
+    "note": "TEXT",
+    "quality": "REAL",
+    "elapsed_ms": "REAL",
+    "claimed_at": "TEXT",
+}
+#: Row states: waiting, being analysed by a worker, finished, failed with a message.
+STATUSES = ("pending", "analysing", "done", "error")
 
 
 @dataclass(frozen=True)
@@ -57,13 +76,18 @@ class Entry:
     site: str | None
     filename: str
     audio_path: str | None
-    status: str  # pending | done | error
+    status: str  # pending | analysing | done | error
     label: str | None
     probability: float | None
     duration_s: float | None
     result: dict[str, Any] | None
     error: str | None
     analysed_at: str | None
+    patient_id: str | None = None
+    note: str | None = None
+    quality: float | None = None
+    elapsed_ms: float | None = None  # time the analysis itself took
+    claimed_at: str | None = None
 
 
 def _now() -> str:
@@ -83,6 +107,10 @@ class Store:
         with self._lock, self._conn:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(_SCHEMA)
+            have = {r["name"] for r in self._conn.execute("PRAGMA table_info(analyses)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    self._conn.execute(f"ALTER TABLE analyses ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._conn.close()
@@ -100,6 +128,8 @@ class Store:
         filename: str,
         audio_path: Path | str | None = None,
         site: str | None = None,
+        patient_id: str | None = None,
+        note: str | None = None,
     ) -> int:
         """Register a recording to analyse; returns its id (existing id if the file is known)."""
         if source not in SOURCES:
@@ -112,35 +142,61 @@ class Store:
                 row = c.execute("SELECT id FROM analyses WHERE audio_path = ?", (path,)).fetchone()
                 if row:
                     return int(row["id"])
-            cur = c.execute(
-                "INSERT INTO analyses (created_at, source, site, filename, audio_path) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (_now(), source, site, filename, path),
-            )
+            try:
+                cur = c.execute(
+                    "INSERT INTO analyses (created_at, source, site, filename, audio_path, "
+                    "patient_id, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (_now(), source, site, filename, path, patient_id, note),
+                )
+            except sqlite3.IntegrityError:  # another process registered the file just now
+                row = c.execute("SELECT id FROM analyses WHERE audio_path = ?", (path,)).fetchone()
+                if row is None:
+                    raise
+                return int(row["id"])
             return int(cur.lastrowid)
 
-    def complete(self, entry_id: int, result: dict[str, Any]) -> None:
+    def claim_next(self, stale_after_s: float = 120.0) -> Entry | None:
+        """Take the oldest waiting recording for analysis (``None`` when there is none).
+
+        One UPDATE marks it *analysing*, so two workers never analyse the same row; a claim
+        older than ``stale_after_s`` (its worker was killed) can be taken again.
+        """
+        cutoff = datetime.fromtimestamp(datetime.now(UTC).timestamp() - stale_after_s, UTC)
+        with self._tx() as c:
+            row = c.execute(
+                "UPDATE analyses SET status='analysing', claimed_at=? WHERE id = ("
+                " SELECT id FROM analyses WHERE status='pending'"
+                " OR (status='analysing' AND claimed_at < ?) ORDER BY id LIMIT 1"
+                ") RETURNING *",
+                (_now(), cutoff.isoformat(timespec="milliseconds")),
+            ).fetchone()
+        return self._entry(row) if row else None
+
+    def complete(self, entry_id: int, result: dict[str, Any], elapsed_ms: float | None = None):
         """Store a finished analysis (``result`` is the analyzer result as a dict)."""
         with self._tx() as c:
             c.execute(
                 "UPDATE analyses SET status='done', label=?, probability=?, duration_s=?, "
-                "result_json=?, error=NULL, analysed_at=? WHERE id=?",
+                "quality=?, result_json=?, error=NULL, analysed_at=?, elapsed_ms=? WHERE id=?",
                 (
                     result.get("label"),
                     result.get("probability"),
                     result.get("duration_s"),
+                    result.get("quality"),
                     json.dumps(result),
                     _now(),
+                    elapsed_ms,
                     entry_id,
                 ),
             )
 
-    def fail(self, entry_id: int, message: str) -> None:
+    def fail(self, entry_id: int, message: str, elapsed_ms: float | None = None) -> None:
         """Mark an analysis as failed with a human message; the audio file is kept."""
         with self._tx() as c:
             c.execute(
-                "UPDATE analyses SET status='error', error=?, analysed_at=? WHERE id=?",
-                (message, _now(), entry_id),
+                "UPDATE analyses SET status='error', error=?, analysed_at=?, elapsed_ms=? "
+                "WHERE id=?",
+                (message, _now(), elapsed_ms, entry_id),
             )
 
     def record(
@@ -152,15 +208,23 @@ class Store:
         error: str | None = None,
         audio_path: Path | str | None = None,
         site: str | None = None,
+        patient_id: str | None = None,
+        note: str | None = None,
+        elapsed_ms: float | None = None,
     ) -> int:
         """Add a finished analysis (or failure) in one call; returns its id."""
         entry_id = self.add_pending(
-            source=source, filename=filename, audio_path=audio_path, site=site
+            source=source,
+            filename=filename,
+            audio_path=audio_path,
+            site=site,
+            patient_id=patient_id,
+            note=note,
         )
         if result is not None:
-            self.complete(entry_id, result)
+            self.complete(entry_id, result, elapsed_ms)
         else:
-            self.fail(entry_id, error or "analysis failed")
+            self.fail(entry_id, error or "analysis failed", elapsed_ms)
         return entry_id
 
     def delete(self, entry_id: int) -> None:
@@ -196,18 +260,68 @@ class Store:
         source: str | None = None,
         label: str | None = None,
         status: str | None = None,
+        site: str | None = None,
+        patient_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
         since_id: int = 0,
         limit: int = 500,
+        offset: int = 0,
     ) -> list[Entry]:
-        """Newest first, optionally filtered."""
-        sql = "SELECT * FROM analyses WHERE id > ?"
-        args: list[Any] = [since_id]
-        for column, value in (("source", source), ("label", label), ("status", status)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                args.append(value)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
+        """Newest first, optionally filtered (``since``/``until``: ISO times, UTC)."""
+        where, args = self._where(source, label, status, site, patient_id, since, until, since_id)
         with self._tx() as c:
-            rows = c.execute(sql, args).fetchall()
+            rows = c.execute(
+                f"SELECT * FROM analyses WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
         return [self._entry(r) for r in rows]
+
+    def count(
+        self,
+        *,
+        source: str | None = None,
+        label: str | None = None,
+        status: str | None = None,
+        site: str | None = None,
+        patient_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> int:
+        """How many rows :meth:`entries` would list without a limit."""
+        where, args = self._where(source, label, status, site, patient_id, since, until, 0)
+        with self._tx() as c:
+            return int(
+                c.execute(f"SELECT COUNT(*) FROM analyses WHERE {where}", args).fetchone()[0]
+            )
+
+    @staticmethod
+    def _where(
+        source: str | None,
+        label: str | None,
+        status: str | None,
+        site: str | None,
+        patient_id: str | None,
+        since: str | None,
+        until: str | None,
+        since_id: int,
+    ) -> tuple[str, list[Any]]:
+        """SQL condition and arguments of a history filter (column names are fixed here)."""
+        clauses, args = ["id > ?"], [since_id]
+        for column, value in (
+            ("source", source),
+            ("label", label),
+            ("status", status),
+            ("site", site),
+            ("patient_id", patient_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            clauses.append("created_at >= ?")
+            args.append(since)
+        if until is not None:
+            clauses.append("created_at < ?")
+            args.append(until)
+        return " AND ".join(clauses), args

@@ -35,6 +35,7 @@ from auscult.metrics import (
     plot_reliability,
     unsure_half_right,
 )
+from auscult.model_card import ModelCard
 from config import get_settings
 
 
@@ -55,11 +56,11 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def select(records: list[LabelledRecord], which: str, metadata: dict) -> list[LabelledRecord]:
+def select(records: list[LabelledRecord], which: str, card: ModelCard) -> list[LabelledRecord]:
     """The records of one side of the training split (same fractions and seed as training)."""
     if which == "all":
         return records
-    split = metadata["training"]["split"]
+    split = card.training.split
     _, val, test = split_records(records, split["fractions"], split["seed"])
     return test if which == "test" else val
 
@@ -68,7 +69,7 @@ def main() -> None:
     args = parse_args()
     _common.setup_logging()
     analyzer = Analyzer()
-    records = select(read_physionet(args.data_dir), args.records, analyzer.runner.metadata)
+    records = select(read_physionet(args.data_dir), args.records, analyzer.runner.card)
     if args.limit:
         records = records[: args.limit]
     threshold = analyzer.runner.threshold

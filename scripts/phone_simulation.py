@@ -81,8 +81,7 @@ def main() -> None:
     args = parse_args()
     _common.setup_logging()
     analyzer = Analyzer()
-    metadata = analyzer.runner.metadata
-    split = metadata["training"]["split"]
+    split = analyzer.runner.card.training.split
     _, val, test = split_records(read_physionet(args.data_dir), split["fractions"], split["seed"])
     records = test if args.records == "test" else val
     if args.limit:

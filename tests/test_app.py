@@ -1,8 +1,9 @@
-"""The desktop analyzer: every page under AppTest, and the actions it is built from.
+"""The desktop analyzer: every page under AppTest, and the service actions it calls.
 
 AppTest cannot drive ``st.file_uploader``, so uploads are tested through the action the
-page calls (``app.analyse_upload``, fed bytes); the page's own analyse path is driven through
-the demo picker, the batch folder input and the inbox folder.
+page calls (``Service.analyse_upload``, fed bytes); the page's own analyse path is driven
+through the demo picker, the batch folder input and the inbox folder (analysed by the worker
+the app starts when no other worker runs).
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import app
 from auscult.analyzer import Analyzer
 from auscult.errors import InvalidAudioError
+from auscult.service import Service
 from auscult.store import Store
 from config import PROJECT_ROOT, Settings, get_settings
+from desktop.resources import find_demo_recordings
 
 APP = str(PROJECT_ROOT / "app.py")
-PAGES = ("analyze", "phone", "batch", "history", "model")
+PAGES = ("analyze", "phone", "batch", "history", "monitoring", "model")
 TIMEOUT = 30  # seconds per AppTest run; the first one loads the model
 
 
@@ -67,6 +69,17 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def wait_until_analysed(settings: Settings, count: int = 1, timeout: float = 15.0) -> None:
+    """Wait for the app's worker thread to finish ``count`` rows (it polls every 0.2 s)."""
+    store = Store(settings.db_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len([e for e in store.entries() if e.status in ("done", "error")]) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not analysed within {timeout} s: {store.entries()}")
+
+
 def heart_wav(path: Path, wav_bytes, heart_8k, seconds: float = 12.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(wav_bytes(heart_8k[: int(seconds * 8000)], 8000))
@@ -83,6 +96,7 @@ TITLES = {
     "phone": "Phone inbox",
     "batch": "Batch analysis",
     "history": "History",
+    "monitoring": "Monitoring",
     "model": "Model card",
 }
 
@@ -155,13 +169,10 @@ def test_bad_upload_raises_human_message_and_stores_nothing(
     case, settings, analyzer, wav_bytes, heart_8k
 ):
     make, message = BAD_INPUTS[case]
-    store = Store(settings.db_path)
+    svc = Service(settings, analyzer=analyzer)
     with pytest.raises(InvalidAudioError, match=message):
-        app.analyse_upload(
-            make(wav_bytes, heart_8k), f"{case}.wav", analyzer=analyzer, store=store,
-            settings=settings,
-        )  # fmt: skip
-    assert store.entries() == []
+        svc.analyse_upload(make(wav_bytes, heart_8k), f"{case}.wav")
+    assert svc.store.entries() == []
     assert not settings.uploads_dir.exists() or not any(settings.uploads_dir.iterdir())
 
 
@@ -170,36 +181,33 @@ def test_96khz_stereo_upload_is_analysed_with_a_warning(settings, analyzer, wav_
 
     x = resample_poly(heart_8k[: 8000 * 10], 12, 1).astype(np.float32)
     stereo = np.stack([x, 0.8 * x], axis=1)
-    store = Store(settings.db_path)
-    shown = app.analyse_upload(
-        wav_bytes(stereo, 96000), "stereo.wav", analyzer=analyzer, store=store, settings=settings
+    done = Service(settings, analyzer=analyzer).analyse_upload(
+        wav_bytes(stereo, 96000), "stereo.wav"
     )
-    assert shown.result.sample_rate == 96000
-    assert shown.result.channels == 2
-    assert any("mono" in w for w in shown.result.warnings)
-    assert Path(shown.audio_path).parent == settings.uploads_dir
-    assert Path(shown.audio_path).name != "stereo.wav"  # the server chooses the name
-    entry = store.get(shown.entry_id)
-    assert entry.source == "upload"
-    assert entry.filename == "stereo.wav"
+    assert done.result.sample_rate == 96000
+    assert done.result.channels == 2
+    assert any("mono" in w for w in done.result.warnings)
+    assert Path(done.entry.audio_path).parent == settings.uploads_dir
+    assert Path(done.entry.audio_path).name != "stereo.wav"  # the server chooses the name
+    assert done.entry.source == "upload"
+    assert done.entry.filename == "stereo.wav"
 
 
 def test_upload_is_fast(settings, analyzer, wav_bytes, heart_8k):
     data = wav_bytes(np.tile(heart_8k, 2)[: 30 * 8000], 8000)
-    store = Store(settings.db_path)
-    app.analyse_upload(data, "warm.wav", analyzer=analyzer, store=store, settings=settings)
+    svc = Service(settings, analyzer=analyzer)
+    svc.analyse_upload(data, "warm.wav")
     started = time.perf_counter()
-    app.analyse_upload(data, "30s.wav", analyzer=analyzer, store=store, settings=settings)
+    svc.analyse_upload(data, "30s.wav")
     assert time.perf_counter() - started < 1.0
 
 
 def test_result_json_round_trips(settings, analyzer, wav_bytes, heart_8k):
-    store = Store(settings.db_path)
-    shown = app.analyse_upload(
-        wav_bytes(heart_8k, 8000), "a.wav", analyzer=analyzer, store=store, settings=settings
-    )
-    data = json.loads(app.result_json(shown))
-    assert data["result"]["label"] == shown.result.label
+    svc = Service(settings, analyzer=analyzer)
+    done = svc.analyse_upload(wav_bytes(heart_8k, 8000), "a.wav", patient_id=" P-17 ")
+    data = json.loads(svc.export_json(done.entry))
+    assert data["result"]["label"] == done.result.label
+    assert data["patient_id"] == "P-17"
     assert data["disclaimer"].startswith("Decision support, not a diagnosis")
     assert data["reading"]["next_step"]
 
@@ -226,6 +234,7 @@ def test_dropped_file_is_analysed_and_opened(work, no_physionet, wav_bytes, hear
     at = run_page("phone")  # page open: nothing in the inbox yet
     assert "Waiting for the first recording" in texts(at)
     heart_wav(work.inbox_dir / "dropped.wav", wav_bytes, heart_8k)
+    wait_until_analysed(work)
     at.run()
     assert not at.exception
     entries = Store(work.db_path).entries()
@@ -239,6 +248,8 @@ def test_inbox_failure_is_stored_with_its_message_and_the_audio_kept(work, no_ph
     bad.write_bytes(b"RIFF not really a wave file")
     os.utime(bad, (time.time() - 5, time.time() - 5))
     at = run_page("phone")
+    wait_until_analysed(work)
+    at.run()
     assert not at.exception
     (entry,) = Store(work.db_path).entries()
     assert entry.status == "error"
@@ -248,35 +259,32 @@ def test_inbox_failure_is_stored_with_its_message_and_the_audio_kept(work, no_ph
 
 
 def test_scan_inbox_skips_hidden_fresh_and_known_files(settings, wav_bytes, heart_8k):
-    store = Store(settings.db_path)
+    svc = Service(settings)
     inbox = settings.inbox_dir
     heart_wav(inbox / "a.wav", wav_bytes, heart_8k)
     heart_wav(inbox / ".b.part", wav_bytes, heart_8k)
     heart_wav(inbox / "notes.txt", wav_bytes, heart_8k)
     fresh = inbox / "c.wav"
     fresh.write_bytes(wav_bytes(heart_8k, 8000))  # still being copied
-    assert len(app.scan_inbox(store, settings)) == 1
-    assert app.scan_inbox(store, settings) == []  # known now
+    assert len(svc.scan_inbox()) == 1
+    assert svc.scan_inbox() == []  # known now
     old = time.time() - 5
     os.utime(fresh, (old, old))
-    assert len(app.scan_inbox(store, settings)) == 1
-    assert {e.filename for e in store.pending()} == {"a.wav", "c.wav"}
+    assert len(svc.scan_inbox()) == 1
+    assert {e.filename for e in svc.store.pending()} == {"a.wav", "c.wav"}
 
 
 def test_pending_phone_recording_is_analysed(settings, analyzer, wav_bytes, heart_8k):
-    from auscult.inbox import deliver_recording
-
-    store = Store(settings.db_path)
-    delivery = deliver_recording(
-        wav_bytes(heart_8k, 8000), store=store, site="mitral", settings=settings
-    )
-    assert app.poll_inbox(store, analyzer, settings) == [delivery.entry_id]
-    entry = store.get(delivery.entry_id)
+    svc = Service(settings, analyzer=analyzer)
+    delivery = svc.receive(wav_bytes(heart_8k, 8000), site="mitral")
+    assert svc.process_pending() == [delivery.entry_id]
+    entry = svc.get(delivery.entry_id)
     assert entry.status == "done"
     assert entry.site == "mitral"
-    shown = app.shown_from_entry(entry, settings)
-    assert shown.model_input is not None
-    assert shown.site == "mitral"
+    assert entry.elapsed_ms > 0
+    again = svc.analysed(entry, arrays=True)
+    assert again.model_input is not None
+    assert again.entry.site == "mitral"
 
 
 # --------------------------------------------------------------------------------------
@@ -316,16 +324,15 @@ def test_batch_folder_that_does_not_exist(work, no_physionet, tmp_path):
 def test_run_batch_keeps_uploaded_audio_and_stores_every_row(
     settings, analyzer, wav_bytes, heart_8k
 ):
-    store = Store(settings.db_path)
+    svc = Service(settings, analyzer=analyzer)
     seen = []
-    rows = app.run_batch(
+    rows = svc.run_batch(
         [("a.wav", wav_bytes(heart_8k, 8000)), ("empty.wav", b"")],
-        analyzer=analyzer, store=store, settings=settings,
         progress=lambda done, total, row: seen.append(done),
-    )  # fmt: skip
+    )
     assert [r.ok for r in rows] == [True, False]
     assert seen == [1, 2]
-    entries = {e.filename: e for e in store.entries(source="batch")}
+    entries = {e.filename: e for e in svc.store.entries(source="batch")}
     assert Path(entries["a.wav"].audio_path).is_file()
     assert entries["empty.wav"].status == "error"
     assert "empty" in entries["empty.wav"].error
@@ -336,12 +343,10 @@ def test_run_batch_keeps_uploaded_audio_and_stores_every_row(
 # --------------------------------------------------------------------------------------
 @pytest.fixture
 def history(work, analyzer, wav_bytes, heart_8k):
-    store = app.load_store(work)  # the same connection the app uses
-    up = app.analyse_upload(
-        wav_bytes(heart_8k, 8000), "kept.wav", analyzer=analyzer, store=store, settings=work
-    )
-    store.record(source="batch", filename="bad.wav", error="the upload is empty (0 bytes)")
-    return store, up
+    svc = Service(work, analyzer=analyzer)
+    up = svc.analyse_upload(wav_bytes(heart_8k, 8000), "kept.wav", site="aortic")
+    svc.store.record(source="batch", filename="bad.wav", error="the upload is empty (0 bytes)")
+    return svc.store, up
 
 
 def test_history_lists_filters_and_reopens(history, no_physionet):
@@ -357,8 +362,12 @@ def test_history_lists_filters_and_reopens(history, no_physionet):
     at.run()
     assert list(at.dataframe[0].value["file"]) == ["bad.wav"]
     at.selectbox(key="hist_label").set_value("all")
+    at.selectbox(key="hist_site").set_value("aortic")
     at.run()
-    at.selectbox(key="hist_pick").set_value(up.entry_id)
+    assert list(at.dataframe[0].value["file"]) == ["kept.wav"]
+    at.selectbox(key="hist_site").set_value("all")
+    at.run()
+    at.selectbox(key="hist_pick").set_value(up.entry.id)
     at.button(key="hist_open").click()
     at.run()
     assert not at.exception
@@ -369,38 +378,36 @@ def test_history_lists_filters_and_reopens(history, no_physionet):
 def test_history_survives_a_restart(history):
     store, up = history
     again = Store(store.path)  # a new process opens the same database
-    assert again.get(up.entry_id).result["label"] == up.result.label
+    assert again.get(up.entry.id).result["label"] == up.result.label
 
 
 def test_history_delete_removes_entry_and_owned_audio(history, no_physionet):
     store, up = history
     at = run_page("history")
-    at.selectbox(key="hist_pick").set_value(up.entry_id)
+    at.selectbox(key="hist_pick").set_value(up.entry.id)
     at.button(key="hist_delete").click()
     at.run()
     assert not at.exception
-    assert store.get(up.entry_id) is None
-    assert not Path(up.audio_path).exists()
+    assert store.get(up.entry.id) is None
+    assert not Path(up.entry.audio_path).exists()
     assert len(at.dataframe[0].value) == 1
 
 
 def test_deleted_inbox_file_is_not_registered_again(settings, wav_bytes, heart_8k):
-    store = Store(settings.db_path)
+    svc = Service(settings)
     heart_wav(settings.inbox_dir / "x.wav", wav_bytes, heart_8k)
-    (entry_id,) = app.scan_inbox(store, settings)
-    app.delete_entry(store.get(entry_id), store, settings)
-    assert app.scan_inbox(store, settings) == []
+    (entry_id,) = svc.scan_inbox()
+    svc.delete(entry_id)
+    assert svc.scan_inbox() == []
 
 
 def test_reopen_without_audio_shows_result_without_plots(settings, analyzer, wav_bytes, heart_8k):
-    store = Store(settings.db_path)
-    up = app.analyse_upload(
-        wav_bytes(heart_8k, 8000), "gone.wav", analyzer=analyzer, store=store, settings=settings
-    )
-    Path(up.audio_path).unlink()
-    shown = app.shown_from_entry(store.get(up.entry_id), settings)
-    assert shown.model_input is None
-    assert shown.result == up.result
+    svc = Service(settings, analyzer=analyzer)
+    up = svc.analyse_upload(wav_bytes(heart_8k, 8000), "gone.wav")
+    Path(up.entry.audio_path).unlink()
+    again = svc.analysed(svc.get(up.entry.id), arrays=True)
+    assert again.model_input is None
+    assert again.result == up.result
 
 
 # --------------------------------------------------------------------------------------
@@ -487,7 +494,7 @@ def test_missing_model_is_a_clear_error_and_other_pages_work(
 
 
 def test_demo_list_labels_physionet_records(settings, physionet_dir):
-    demos = app.find_demo_recordings(dataclasses.replace(settings, data_dir=physionet_dir))
+    demos = find_demo_recordings(dataclasses.replace(settings, data_dir=physionet_dir))
     refs = {d.reference for d in demos if d.reference}
     assert refs == {"normal", "abnormal"}
     assert any(d.title.startswith("Synthetic") for d in demos)
@@ -498,6 +505,6 @@ def test_demo_list_without_synthetic_module_still_works(settings, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "auscult.synthetic", None)  # import fails
-    demos = app.find_demo_recordings(dataclasses.replace(settings, data_dir=Path("/nonexistent")))
+    demos = find_demo_recordings(dataclasses.replace(settings, data_dir=Path("/nonexistent")))
     assert demos == []
     shutil.rmtree(settings.work_dir, ignore_errors=True)

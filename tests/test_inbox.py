@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from auscult.errors import InvalidAudioError
+from auscult.errors import InvalidAudioError, NotAudioError, UploadTooLargeError
 from auscult.inbox import (
-    NotAudioError,
-    UploadTooLargeError,
     audio_extension,
     deliver_recording,
     inbox_filename,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -54,7 +55,7 @@ class Run:
     def __init__(
         self, app: Path, work: Path, *extra: str, path: str | None = None, env: dict | None = None
     ):
-        self.port, self.recorder_port = free_port(), free_port()
+        self.port, self.recorder_port, self.api_port = free_port(), free_port(), free_port()
         self.work = work
         full_env = dict(
             os.environ,
@@ -75,6 +76,8 @@ class Run:
             str(self.port),
             "--recorder-port",
             str(self.recorder_port),
+            "--api-port",
+            str(self.api_port),
             *extra,
         ]
         self.lines: list[str] = []
@@ -222,7 +225,9 @@ def test_tunnel_address_is_read_from_cloudflared_output():
 # --------------------------------------------------------------------------------------
 # the real thing, as a user starts it
 # --------------------------------------------------------------------------------------
-def test_launcher_serves_both_prints_qr_and_stops_cleanly_on_sigterm(tmp_path, app_path):
+def test_launcher_serves_all_prints_qr_and_stops_cleanly_on_sigterm(
+    tmp_path, app_path, wav_bytes, heart_8k
+):
     run = Run(app_path, tmp_path / "work", "--tunnel")  # no cloudflared on PATH: LAN fallback
     try:
         run.wait_for("Press Ctrl-C")
@@ -249,10 +254,32 @@ def test_launcher_serves_both_prints_qr_and_stops_cleanly_on_sigterm(tmp_path, a
         with urllib.request.urlopen(req, timeout=5, context=tls) as r:
             assert r.status == 200
 
+        # a phone upload is analysed by the worker with no desktop page open
+        upload = urllib.request.Request(
+            f"https://127.0.0.1:{run.recorder_port}/api/recordings?site=mitral",
+            data=wav_bytes(heart_8k, 8000),
+            headers={"X-Auscult-Token": token, "Content-Type": "audio/wav"},
+        )
+        with urllib.request.urlopen(upload, timeout=10, context=tls) as r:
+            entry_id = json.loads(r.read())["id"]
+        sent, status = time.monotonic(), "pending"
+        while status != "done" and time.monotonic() - sent < 20:
+            _, body = get(f"http://127.0.0.1:{run.api_port}/v1/analyses/{entry_id}")
+            status = json.loads(body)["status"]
+            time.sleep(0.05)
+        assert status == "done"
+        print(
+            f"phone upload analysed by the worker {time.monotonic() - sent:.2f} s after it arrived"
+        )
+        assert json.loads(get(f"http://127.0.0.1:{run.api_port}/health")[1])["ready"]
+        assert f"http://127.0.0.1:{run.api_port}/docs" in run.output
+
         children = run.descendants()
         names = " ".join(" ".join(p.cmdline()) for p in children)
         assert "streamlit" in names
         assert "mobile_recorder.py" in names
+        assert "api.py" in names
+        assert "auscult.worker" in names
         assert all(os.getpgid(p.pid) == p.pid for p in children)  # each in its own group
 
         run.proc.send_signal(signal.SIGTERM)
@@ -260,6 +287,7 @@ def test_launcher_serves_both_prints_qr_and_stops_cleanly_on_sigterm(tmp_path, a
         assert_all_gone(children)
         assert port_closed(run.port)
         assert port_closed(run.recorder_port)
+        assert port_closed(run.api_port)
         assert "Stopped." in run.output
     finally:
         if run.proc.poll() is None:
@@ -307,7 +335,7 @@ def test_children_stop_even_when_the_launcher_is_killed_outright(tmp_path, app_p
     try:
         run.wait_for("Press Ctrl-C")
         children = run.descendants()
-        assert len(children) == 2
+        assert len(children) == 4  # analyzer, phone page, REST API, worker
         run.proc.kill()  # SIGKILL: no handler runs, the kernel tells the children
         run.proc.wait(timeout=10)
         assert_all_gone(children)

@@ -16,14 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from auscult.model_card import load_card  # noqa: E402
 from auscult.runner import check_preprocessing as check_preprocessing_of  # noqa: E402
-from auscult.runner import load_metadata, sha256_of  # noqa: E402
+from auscult.runner import sha256_of  # noqa: E402
 from config import get_settings  # noqa: E402
-
-REQUIRED_METADATA = (
-    "preprocessing", "threshold", "calibration", "borderline", "metrics", "training", "files",
-    "params",
-)  # fmt: skip
 
 
 class Skip(Exception):
@@ -32,51 +28,58 @@ class Skip(Exception):
 
 def check_model_files() -> str:
     s = get_settings()
-    meta = load_metadata(s)
-    for name, info in meta["files"].items():
+    card = load_card(s)
+    for name, info in card.files.items():
         path = s.models_dir / name
         if not path.exists():
             raise AssertionError(f"{path} is missing")
-        if sha256_of(path) != info["sha256"]:
+        if sha256_of(path) != info.sha256:
             raise AssertionError(f"{name}: sha256 differs from metadata.json")
     size = s.tflite_path.stat().st_size
-    return f"{', '.join(meta['files'])} match metadata.json ({size / 1024:.0f} KB LiteRT model)"
+    return f"{', '.join(card.files)} match metadata.json ({size / 1024:.0f} KB LiteRT model)"
 
 
 def check_metadata() -> str:
-    meta = load_metadata()
-    missing = [k for k in REQUIRED_METADATA if k not in meta]
-    if missing:
-        raise AssertionError(f"metadata.json lacks {missing}")
-    test = meta["metrics"].get("test", {})
+    card = load_card()  # refuses a card that lacks a required field
+    test = card.metrics.test
+    empty = [
+        name
+        for name, part in (
+            ("test metrics", test),
+            ("calibration", card.calibration),
+            ("borderline band", card.borderline),
+            ("training record", card.training.split),
+            ("training parameters", card.params),
+        )
+        if not part
+    ]
+    if empty:
+        raise AssertionError(f"metadata.json holds no {', '.join(empty)}")
     return (
-        f"threshold {meta['threshold']:.3f}; test Se {test.get('sensitivity', float('nan')):.3f}, "
+        f"threshold {card.threshold:.3f}; test Se {test.get('sensitivity', float('nan')):.3f}, "
         f"Sp {test.get('specificity', float('nan')):.3f}, AUC {test.get('auc', float('nan')):.3f}"
     )
 
 
 def check_calibration() -> str:
-    from auscult.calibration import BorderlineBand, Calibration
-
-    meta = load_metadata()
-    calibration = Calibration.from_dict(meta["calibration"])
-    band = BorderlineBand.from_dict(meta["borderline"], meta["threshold"])
+    card = load_card()
+    calibration, band = card.calibration_map, card.band
     if calibration.slope <= 0:
         raise AssertionError(f"calibration slope {calibration.slope} would reverse the ranking")
-    if not band.low <= meta["threshold"] <= band.high:
+    if not band.low <= card.threshold <= band.high:
         raise AssertionError(f"borderline band {band} does not surround the threshold")
-    ece = meta["calibration"].get("ece", {})
+    ece = card.calibration.get("ece", {})
     return (
         f"{calibration.method} scaling, test ECE {ece.get('test', float('nan')):.3f}; "
-        f"borderline band {band.low:.2f}–{band.high:.2f} around {meta['threshold']:.2f}"
+        f"borderline band {band.low:.2f}–{band.high:.2f} around {card.threshold:.2f}"
     )
 
 
 def check_preprocessing() -> str:
     s = get_settings()
-    metadata = load_metadata(s)
-    check_preprocessing_of(metadata, s)  # the runner's own check, raises with the difference
-    return f"{len(metadata['preprocessing'])} front-end constants match config.py"
+    card = load_card(s)
+    check_preprocessing_of(card, s)  # the runner's own check, raises with the difference
+    return f"{len(card.preprocessing)} front-end constants match config.py"
 
 
 def check_data() -> str:

@@ -179,7 +179,7 @@ class Launched:
     """`launcher.py --no-browser` on free ports in a temporary work folder."""
 
     def __init__(self, app: Path | None, work_dir: Path, timeout: float = 120.0) -> None:
-        self.port, self.recorder_port = free_port(), free_port()
+        self.port, self.recorder_port, self.api_port = free_port(), free_port(), free_port()
         cmd = [
             sys.executable,
             str(ROOT / "launcher.py"),
@@ -188,6 +188,8 @@ class Launched:
             str(self.port),
             "--recorder-port",
             str(self.recorder_port),
+            "--api-port",
+            str(self.api_port),
         ]
         if app is not None:
             cmd += ["--app", str(app)]

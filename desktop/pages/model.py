@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from auscult.errors import AuscultError
+from auscult.model_card import ModelCard, load_card
 from config import get_settings
 
 __all__ = ["page_model"]
@@ -42,9 +43,9 @@ def _metrics_rows(table: dict[str, Any], first: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _calibration_section(meta: dict) -> None:
+def _calibration_section(card: ModelCard) -> None:
     """How far the probabilities can be trusted, and the borderline band."""
-    calibration, band = meta.get("calibration") or {}, meta.get("borderline") or {}
+    calibration, band = card.calibration, card.borderline
     if not calibration:
         return
     ece = calibration.get("ece", {})
@@ -60,7 +61,7 @@ def _calibration_section(meta: dict) -> None:
     if band:
         st.markdown(
             f"Between **{band['low']:.0%} and {band['high']:.0%}** a result is *unsure — "
-            f"borderline*: too close to the threshold {meta.get('threshold', 0):.0%} for a "
+            f"borderline*: too close to the threshold {card.threshold:.0%} for a "
             f"confident call ({band.get('share', 0):.0%} of validation records fell there)."
         )
 
@@ -109,68 +110,69 @@ def _speed_section(path: Path) -> None:
     )
 
 
+def _metrics_section(card: ModelCard) -> None:
+    """Validation/test, per database and leave-one-database-out tables."""
+    metrics = card.metrics
+    splits = {k: v for k, v in (("validation", metrics.validation), ("test", metrics.test)) if v}
+    if splits:
+        st.dataframe(_metrics_rows(splits, "split"), hide_index=True, column_config=_METRIC_COLUMNS)
+    else:
+        st.caption("No validation or test metrics in models/metadata.json.")
+    if metrics.test_per_database:
+        st.markdown("**Test set, per PhysioNet database**")
+        st.dataframe(
+            _metrics_rows(metrics.test_per_database, "database"),
+            hide_index=True,
+            column_config=_METRIC_COLUMNS,
+        )
+    lodo = metrics.lodo
+    st.markdown("**Leave-one-database-out** (trained without the database, tested on it)")
+    if lodo.folds:
+        st.dataframe(
+            _metrics_rows(lodo.folds, "held-out database"),
+            hide_index=True,
+            column_config=_METRIC_COLUMNS,
+        )
+        if lodo.mean_macc is not None:
+            st.caption(
+                f"Mean over held-out databases: MAcc {lodo.mean_macc:.2f}, "
+                f"AUC {lodo.mean_auc if lodo.mean_auc is not None else float('nan'):.2f}. This "
+                "is the best guess of how the model does on a new kind of stethoscope."
+            )
+    else:
+        st.caption("Not computed for this model yet.")
+    st.caption(
+        "Se: abnormal recordings called abnormal. Sp: normal recordings called normal. "
+        "MAcc: their mean (the PhysioNet 2016 score). AUC: ranking quality, 0.5 = chance."
+    )
+
+
 def page_model() -> None:
     settings = get_settings()
     st.title("Model card")
     try:
-        from auscult.runner import load_metadata
-
-        meta = load_metadata(settings)
+        card: ModelCard | None = load_card(settings)
     except AuscultError as exc:
         st.error(str(exc))
-        meta = {}
-    training = meta.get("training", {})
-    metrics = meta.get("metrics", {})
-    records = training.get("records", {})
+        card = None
+    records = card.training.records if card else {}
     c = st.columns(4)
-    c[0].metric("Version", meta.get("version", "—"))
-    c[1].metric("Decision threshold", f"{meta['threshold']:.0%}" if "threshold" in meta else "—")
+    c[0].metric("Version", card.version if card else "—")
+    c[1].metric("Decision threshold", f"{card.threshold:.0%}" if card else "—")
     c[2].metric(
         "Records (train / validation / test)",
         " / ".join(str(records.get(k, "—")) for k in ("train", "validation", "test"))
         if records
         else "—",
     )
-    c[3].metric("Trained", str(training.get("date", "—"))[:10])
+    c[3].metric("Trained", card.training.date[:10] if card and card.training.date else "—")
 
     left, right = st.columns([1.2, 1], gap="large")
     with left:
         st.subheader("How well it works")
-        splits = {k: metrics[k] for k in ("validation", "test") if isinstance(metrics.get(k), dict)}
-        if splits:
-            st.dataframe(
-                _metrics_rows(splits, "split"), hide_index=True, column_config=_METRIC_COLUMNS
-            )
-        else:
-            st.caption("No validation or test metrics in models/metadata.json.")
-        per_db = metrics.get("test_per_database") or {}
-        if per_db:
-            st.markdown("**Test set, per PhysioNet database**")
-            st.dataframe(
-                _metrics_rows(per_db, "database"), hide_index=True, column_config=_METRIC_COLUMNS
-            )
-        lodo = metrics.get("lodo") or {}
-        folds = lodo.get("folds", lodo) if isinstance(lodo, dict) else {}
-        st.markdown("**Leave-one-database-out** (trained without the database, tested on it)")
-        if folds:
-            st.dataframe(
-                _metrics_rows(folds, "held-out database"),
-                hide_index=True,
-                column_config=_METRIC_COLUMNS,
-            )
-            if "mean_macc" in lodo:
-                st.caption(
-                    f"Mean over held-out databases: MAcc {lodo['mean_macc']:.2f}, "
-                    f"AUC {lodo.get('mean_auc', float('nan')):.2f}. This is the best guess of "
-                    "how the model does on a new kind of stethoscope."
-                )
-        else:
-            st.caption("Not computed for this model yet.")
-        st.caption(
-            "Se: abnormal recordings called abnormal. Sp: normal recordings called normal. "
-            "MAcc: their mean (the PhysioNet 2016 score). AUC: ranking quality, 0.5 = chance."
-        )
-        _calibration_section(meta)
+        if card is not None:
+            _metrics_section(card)
+            _calibration_section(card)
         _phone_simulation_section(settings.models_dir / "evaluation" / "phone_simulation.json")
         _speed_section(settings.models_dir / "evaluation" / "benchmark.json")
         experiments = settings.models_dir / "experiments.md"
@@ -190,17 +192,16 @@ def page_model() -> None:
             "- Says *normal* or *abnormal* for the whole recording; it does not name the "
             "lesion. Too noisy recordings are called *unsure*, not abnormal."
         )
-        data = training.get("data")
-        if data:
-            split = training.get("split", {})
+        if card is not None and card.training.data:
+            split = card.training.split
             st.markdown(
-                f"**Training data:** {data}. Records used: "
+                f"**Training data:** {card.training.data}. Records used: "
                 + ", ".join(f"{k} {v}" for k, v in records.items())
                 + (f"; split by {split['by']}, seed {split.get('seed')}" if "by" in split else "")
                 + "."
             )
-        if "threshold_rule" in meta:
-            st.markdown(f"**Threshold:** {meta['threshold_rule']}.")
+        if card is not None and card.threshold_rule:
+            st.markdown(f"**Threshold:** {card.threshold_rule}.")
 
     pictures = sorted((settings.models_dir / "evaluation").glob("*.png"))
     if pictures:

@@ -1,0 +1,167 @@
+"""The model card: one typed record of ``models/metadata.json``, one writer, every reader.
+
+Training writes it (:func:`write_card`), the runner, the desktop's Model page, the REST API,
+the evaluation scripts and the phase-1 check read it (:func:`load_card`). A card missing a
+required field is refused with a message instead of failing later on a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auscult.calibration import BorderlineBand, Calibration
+from auscult.errors import ModelNotFoundError
+from config import Settings, get_settings
+
+__all__ = ["FileRecord", "Lodo", "Metrics", "ModelCard", "Training", "load_card", "write_card"]
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A model file the card vouches for."""
+
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Lodo:
+    """Leave-one-database-out results of the recipe (they judge the recipe, not one model)."""
+
+    folds: dict[str, dict[str, Any]] = field(default_factory=dict)  # database → metrics
+    mean_macc: float | None = None
+    mean_auc: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Record-level metrics (``metrics.binary_metrics`` dictionaries) of the committed model."""
+
+    validation: dict[str, Any] = field(default_factory=dict)
+    test: dict[str, Any] = field(default_factory=dict)
+    test_with_borderline_unsure: dict[str, Any] = field(default_factory=dict)
+    test_per_database: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lodo: Lodo = field(default_factory=Lodo)
+
+
+@dataclass(frozen=True)
+class Training:
+    """How and on what the model was trained."""
+
+    data: str = ""
+    records: dict[str, int] = field(default_factory=dict)  # train / validation / test
+    split: dict[str, Any] = field(default_factory=dict)  # fractions, seed, by
+    epochs_run: int = 0
+    best_epoch: int = 0
+    seconds: float = 0.0
+    device: str = ""
+    machine: str = ""
+    date: str = ""
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything known about the committed model; ``models/metadata.json`` is its JSON form."""
+
+    version: str
+    task: str
+    preprocessing: dict[str, Any]  # config.Settings.preprocessing() at training time
+    threshold: float  # on the calibrated probability
+    threshold_rule: str
+    calibration: dict[str, Any]  # Calibration.as_dict() plus fitted_on, ece, reliability
+    borderline: dict[str, Any]  # BorderlineBand.as_dict() plus the rule
+    aggregation: str
+    metrics: Metrics
+    training: Training
+    params: dict[str, Any]  # training.TrainConfig as a dict
+    files: dict[str, FileRecord]
+
+    @property
+    def calibration_map(self) -> Calibration:
+        return Calibration.from_dict(self.calibration)
+
+    @property
+    def band(self) -> BorderlineBand:
+        return BorderlineBand.from_dict(self.borderline, self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """Build a card from parsed JSON; ``ValueError`` names what is missing."""
+        required = [f.name for f in dataclasses.fields(cls) if f.name not in _OPTIONAL]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(f"metadata.json lacks {', '.join(missing)}")
+        metrics = dict(data.get("metrics") or {})
+        lodo = metrics.pop("lodo", None) or {}
+        known = {f.name for f in dataclasses.fields(Metrics)}
+        return cls(
+            version=str(data["version"]),
+            task=str(data["task"]),
+            preprocessing=dict(data["preprocessing"]),
+            threshold=float(data["threshold"]),
+            threshold_rule=str(data.get("threshold_rule", "")),
+            calibration=dict(data.get("calibration") or {}),
+            borderline=dict(data.get("borderline") or {}),
+            aggregation=str(data.get("aggregation", "")),
+            metrics=Metrics(
+                **{k: v for k, v in metrics.items() if k in known},
+                lodo=Lodo(**{k: v for k, v in lodo.items() if k in _LODO_FIELDS}),
+            ),
+            training=Training(
+                **{k: v for k, v in (data.get("training") or {}).items() if k in _TRAINING_FIELDS}
+            ),
+            params=dict(data.get("params") or {}),
+            files={name: FileRecord(**info) for name, info in dict(data["files"]).items()},
+        )
+
+    def with_lodo(self, lodo: Lodo) -> ModelCard:
+        return dataclasses.replace(self, metrics=dataclasses.replace(self.metrics, lodo=lodo))
+
+
+_OPTIONAL = {"threshold_rule", "calibration", "borderline", "aggregation", "metrics", "training"}
+_OPTIONAL |= {"params"}
+_LODO_FIELDS = {f.name for f in dataclasses.fields(Lodo)}
+_TRAINING_FIELDS = {f.name for f in dataclasses.fields(Training)}
+
+
+def load_card(settings: Settings | None = None, path: Path | None = None) -> ModelCard:
+    """Read the model card, or explain how to get a valid one."""
+    s = settings or get_settings()
+    path = path or s.metadata_path
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"model metadata not found at {path}; restore models/ from git or train a model "
+            "with `python scripts/gpu_optimized_train.py`"
+        )
+    try:
+        return ModelCard.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ModelNotFoundError(
+            f"{path} is not a valid model card ({exc}); restore models/ from git or retrain"
+        ) from exc
+
+
+def write_card(card: ModelCard, path: Path) -> None:
+    """Write the card as ``metadata.json`` atomically (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".json.part")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(card.to_dict(), indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

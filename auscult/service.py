@@ -1,0 +1,425 @@
+"""What every door does — analyse, receive, list, get, delete, export — in one UI-free place.
+
+The desktop app, the phone page, the REST API, the analysis worker and the scripts all call
+:class:`Service`; none of them talks to the store, the inbox folder or the analyzer on its
+own. Nothing here imports Streamlit or a web framework. Errors are the project's family
+(:mod:`auscult.errors`): each carries a message for a clinician and its HTTP status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import utils
+from auscult.analyzer import AnalysisResult, Analyzer
+from auscult.batch import BatchRow, analyze_many
+from auscult.errors import (
+    AuscultError,
+    InvalidRequestError,
+    NotFoundError,
+    UploadTooLargeError,
+)
+from auscult.inbox import (
+    Delivery,
+    audio_extension,
+    deliver_recording,
+    inbox_filename,
+    write_atomically,
+)
+from auscult.reading import DISCLAIMER, reading
+from auscult.store import SITES, SOURCES, STATUSES, Entry, Store
+from config import Settings, get_settings
+
+__all__ = ["Analysed", "HistoryPage", "Service"]
+
+log = logging.getLogger(__name__)
+
+#: A file dropped into the inbox folder is registered once it has not changed for this long.
+SETTLE_S = 0.25
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """One stored analysis: its history row, its result and (when at hand) the plot inputs."""
+
+    entry: Entry
+    result: AnalysisResult
+    model_input: utils.ModelInput | None = None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """A page of history, newest first, and how many rows match the filter in all."""
+
+    entries: list[Entry]
+    total: int
+    limit: int
+    offset: int
+
+
+def _check_site(site: str | None) -> None:
+    if site is not None and site not in SITES:
+        raise InvalidRequestError(
+            f"unknown auscultation site {site!r}; choose one of {', '.join(SITES)}"
+        )
+
+
+def _check_text(name: str, value: str | None, limit: int = 500) -> str | None:
+    """Patient/exam ids and notes: trimmed, bounded, empty means none."""
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidRequestError(f"the {name} is {len(value)} characters; keep it under {limit}")
+    return value or None
+
+
+class Service:
+    """The actions of Auscult on one history store and one (lazily loaded) model."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        store: Store | None = None,
+        analyzer: Analyzer | Callable[[], Analyzer] | None = None,
+    ) -> None:
+        """``analyzer``: a loaded one, a function that loads (or shares) one, or None to load
+        ``settings``' model on first use."""
+        self.settings = settings or get_settings()
+        self.store = store or Store(self.settings.db_path)
+        self._analyzer = analyzer if isinstance(analyzer, Analyzer) else None
+        self._load = analyzer if callable(analyzer) else (lambda: Analyzer(settings=self.settings))
+        self._load_lock = threading.Lock()
+
+    # --- the model --------------------------------------------------------------------
+    @property
+    def analyzer(self) -> Analyzer:
+        """The analyzer, loaded on first use (raises ModelNotFoundError when it cannot be)."""
+        if self._analyzer is None:
+            with self._load_lock:
+                if self._analyzer is None:
+                    self._analyzer = self._load()
+        return self._analyzer
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._analyzer is not None
+
+    # --- analysing now ----------------------------------------------------------------
+    def _upload_name(self, filename: str, data: bytes, source: str) -> str:
+        """A server-chosen file name that keeps a sensible ending."""
+        ext = Path(filename).suffix.lower()
+        if ext not in utils.SUPPORTED_EXTENSIONS:
+            ext = audio_extension(data)
+        return inbox_filename(source, None, ext)
+
+    def analyse_upload(
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        source: str = "upload",
+        site: str | None = None,
+        patient_id: str | None = None,
+        note: str | None = None,
+    ) -> Analysed:
+        """Analyse encoded audio, keep it under ``uploads_dir`` and store the result.
+
+        Raises the audio errors (nothing is saved or stored) when the bytes are not a usable
+        recording. The audio is written first and removed again if the store refuses the
+        row, so history never points at a missing file.
+        """
+        _check_site(site)
+        patient_id, note = (
+            _check_text("patient or exam id", patient_id, 100),
+            _check_text("note", note),
+        )
+        if len(data) > self.settings.max_upload_bytes:
+            raise UploadTooLargeError(
+                f"the recording is {len(data) / 1e6:.1f} MB; the limit is "
+                f"{self.settings.max_upload_bytes / 1e6:.0f} MB — send a shorter stretch "
+                "(10–30 s is enough)"
+            )
+        started = time.perf_counter()
+        analysis = self.analyzer.analyze_detailed(bytes(data))
+        elapsed_ms = 1000 * (time.perf_counter() - started)
+        path = write_atomically(
+            self.settings.uploads_dir, self._upload_name(filename, data, source), bytes(data)
+        )
+        try:
+            entry_id = self.store.record(
+                source=source,
+                filename=filename,
+                result=analysis.result.to_dict(),
+                audio_path=path,
+                site=site,
+                patient_id=patient_id,
+                note=note,
+                elapsed_ms=elapsed_ms,
+            )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return Analysed(self.get(entry_id), analysis.result, analysis.model_input)
+
+    def analyse_file(self, path: Path, *, source: str = "demo") -> Analysed:
+        """Analyse a file that stays where it is (a demo recording) and store the result."""
+        started = time.perf_counter()
+        analysis = self.analyzer.analyze_detailed(path)
+        entry_id = self.store.record(
+            source=source,
+            filename=path.name,
+            result=analysis.result.to_dict(),
+            audio_path=path,
+            elapsed_ms=1000 * (time.perf_counter() - started),
+        )
+        return Analysed(self.get(entry_id), analysis.result, analysis.model_input)
+
+    # --- receiving for the worker -----------------------------------------------------
+    def receive(
+        self,
+        data: bytes,
+        *,
+        source: str = "phone",
+        site: str | None = None,
+    ) -> Delivery:
+        """Validate a recording, put it in the inbox with a pending row; the worker analyses it."""
+        return deliver_recording(
+            data, store=self.store, site=site, source=source, settings=self.settings
+        )
+
+    def scan_inbox(self, settle_s: float = SETTLE_S) -> list[int]:
+        """Register audio files dropped into ``inbox_dir`` by any process; return the new ids.
+
+        Hidden files (``.part`` uploads in flight) and files changed in the last ``settle_s``
+        seconds (still being copied) are left for the next scan.
+        """
+        folder = Path(self.settings.inbox_dir)
+        if not folder.is_dir():
+            return []
+        known = self.store.known_paths()
+        known |= {str(Path(p).resolve()) for p in known}
+        now = time.time()
+        new: list[int] = []
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.suffix.lower() not in utils.SUPPORTED_EXTENSIONS:
+                continue
+            if str(path) in known or str(path.resolve()) in known:
+                continue
+            try:
+                if not path.is_file() or now - path.stat().st_mtime < settle_s:
+                    continue
+            except OSError:  # removed between listing and stat
+                continue
+            new.append(self.store.add_pending(source="inbox", filename=path.name, audio_path=path))
+        return new
+
+    def analyse_next(self) -> int | None:
+        """Claim the oldest waiting recording and analyse it; its id, or None when none waits.
+
+        Failures are stored with their message and the audio is kept; one bad file never
+        stops the queue.
+        """
+        entry = self.store.claim_next()
+        if entry is None:
+            return None
+        started = time.perf_counter()
+
+        def elapsed() -> float:
+            return 1000 * (time.perf_counter() - started)
+
+        if not entry.audio_path or not Path(entry.audio_path).is_file():
+            self.store.fail(entry.id, "the audio file is missing; record again")
+            return entry.id
+        try:
+            result = self.analyzer.analyze(entry.audio_path)
+        except AuscultError as exc:
+            self.store.fail(entry.id, str(exc), elapsed())
+        except Exception as exc:
+            log.exception("analysis of entry %d failed", entry.id)
+            self.store.fail(
+                entry.id, f"could not analyse this recording ({type(exc).__name__})", elapsed()
+            )
+        else:
+            self.store.complete(entry.id, result.to_dict(), elapsed())
+        return entry.id
+
+    def process_pending(self) -> list[int]:
+        """Analyse every waiting recording; the ids analysed."""
+        done: list[int] = []
+        while (entry_id := self.analyse_next()) is not None:
+            done.append(entry_id)
+        return done
+
+    # --- many at once -----------------------------------------------------------------
+    def run_batch(
+        self,
+        items: Sequence[tuple[str, bytes]] | Sequence[Path],
+        progress: Callable[[int, int, BatchRow], None] | None = None,
+    ) -> list[BatchRow]:
+        """Analyse uploads (``(name, bytes)``) or files; store every row as it finishes.
+
+        Uploaded bytes are kept under ``uploads_dir`` so history can open them again; files
+        on disk stay where they are.
+        """
+        saved: dict[int, Path | None] = {}
+        for i, item in enumerate(items):
+            if isinstance(item, tuple):
+                name, data = item
+                saved[i] = (
+                    write_atomically(
+                        self.settings.uploads_dir, self._upload_name(name, data, "batch"), data
+                    )
+                    if data and len(data) <= self.settings.max_upload_bytes
+                    else None
+                )
+            else:
+                saved[i] = Path(item)
+
+        def on_row(done: int, total: int, row: BatchRow) -> None:
+            try:
+                self.store.record(
+                    source="batch",
+                    filename=Path(row.path).name,
+                    result=row.result.to_dict() if row.result is not None else None,
+                    error=row.error or None,
+                    audio_path=saved[done - 1],
+                )
+            except Exception:  # history is a convenience here: the CSV row still stands
+                log.exception("could not store batch row %s", row.path)
+            if progress is not None:
+                progress(done, total, row)
+
+        return analyze_many(list(items), self.analyzer, progress=on_row)
+
+    # --- history ----------------------------------------------------------------------
+    def get(self, entry_id: int) -> Entry:
+        entry = self.store.get(entry_id)
+        if entry is None:
+            raise NotFoundError(f"there is no analysis #{entry_id}; it may have been deleted")
+        return entry
+
+    def history(
+        self,
+        *,
+        label: str | None = None,
+        status: str | None = None,
+        source: str | None = None,
+        site: str | None = None,
+        patient_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> HistoryPage:
+        """A filtered page of history, newest first."""
+        for name, value, allowed in (
+            ("source", source, SOURCES),
+            ("site", site, SITES),
+            ("status", status, STATUSES),
+            ("label", label, ("normal", "abnormal", "unsure")),
+        ):
+            if value is not None and value not in allowed:
+                raise InvalidRequestError(
+                    f"unknown {name} {value!r}; choose one of {', '.join(allowed)}"
+                )
+        if not 1 <= limit <= 500 or offset < 0:
+            raise InvalidRequestError("limit must be 1–500 and offset 0 or more")
+        filters: dict[str, Any] = {
+            "label": label,
+            "status": status,
+            "source": source,
+            "site": site,
+            "patient_id": patient_id,
+            "since": _utc_text(since),
+            "until": _utc_text(until),
+        }
+        return HistoryPage(
+            self.store.entries(**filters, limit=limit, offset=offset),
+            self.store.count(**filters),
+            limit,
+            offset,
+        )
+
+    def analysed(self, entry: Entry, *, arrays: bool = False) -> Analysed | None:
+        """The stored result of a finished row (``None`` otherwise); ``arrays`` recomputes
+        the plot inputs from its audio when the file is still there."""
+        if entry.status != "done" or not entry.result:
+            return None
+        result = AnalysisResult.from_dict(entry.result)
+        mi = self.model_input(entry.audio_path) if arrays else None
+        return Analysed(entry, result, mi)
+
+    def model_input(self, audio_path: str | None) -> utils.ModelInput | None:
+        """Plot inputs recomputed from an audio file, or None when it is gone or unusable."""
+        if not audio_path or not Path(audio_path).is_file():
+            return None
+        try:
+            return utils.model_input(utils.load_audio(audio_path, self.settings), self.settings)
+        except AuscultError:
+            return None
+
+    def audio(self, entry_id: int) -> Path:
+        """The audio file of an analysis."""
+        entry = self.get(entry_id)
+        if not entry.audio_path or not Path(entry.audio_path).is_file():
+            raise NotFoundError(f"the audio of analysis #{entry_id} is no longer stored")
+        return Path(entry.audio_path)
+
+    def owns(self, path: Path) -> bool:
+        """Whether Auscult saved this file itself (uploads, inbox) and may delete it."""
+        owned = (
+            Path(self.settings.uploads_dir).resolve(),
+            Path(self.settings.inbox_dir).resolve(),
+        )
+        return path.resolve().parent in owned
+
+    def delete(self, entry_id: int) -> None:
+        """Delete a history row; audio the app owns (uploads, inbox) is deleted with it.
+
+        Inbox audio must go too, or the next folder scan would register it again.
+        """
+        entry = self.get(entry_id)
+        if entry.audio_path and self.owns(Path(entry.audio_path)):
+            Path(entry.audio_path).unlink(missing_ok=True)
+        self.store.delete(entry.id)
+
+    def export(self, entry: Entry, reference: str | None = None) -> dict[str, Any]:
+        """The downloadable record of one finished analysis: result, reading, disclaimer."""
+        analysed = self.analysed(entry)
+        if analysed is None:
+            raise NotFoundError(f"analysis #{entry.id} has no result ({entry.status})")
+        return {
+            "file": entry.filename,
+            "source": entry.source,
+            "site": entry.site,
+            "patient_id": entry.patient_id,
+            "note": entry.note,
+            "history_id": entry.id,
+            "reference_label": reference,
+            "result": analysed.result.to_dict(),
+            "reading": dataclasses.asdict(reading(analysed.result)),
+            "disclaimer": DISCLAIMER,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def export_json(self, entry: Entry, reference: str | None = None) -> str:
+        return json.dumps(self.export(entry, reference), indent=2)
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    """A filter bound in the store's format (UTC ISO); naive times are taken as UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")

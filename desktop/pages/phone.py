@@ -1,0 +1,119 @@
+"""Phone inbox page: the pairing QR code and the recordings as they arrive.
+
+The page only shows: the analysis worker (started with the servers, see ``auscult.worker``)
+analyses every recording whether this page is open or not.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from auscult.store import Entry
+from auscult.worker import read_heartbeat
+from config import get_settings
+from desktop.resources import load_analyzer, service
+from desktop.views import Shown, local_time, render_result, status_text
+
+__all__ = ["page_phone"]
+
+log = logging.getLogger(__name__)
+
+#: How often the page looks for new recordings (seconds).
+POLL_S = 0.5
+#: Sources whose recordings show up in the phone inbox.
+INBOX_SOURCES = ("phone", "inbox")
+
+
+def inbox_entries(limit: int = 8) -> list[Entry]:
+    store = service().store
+    rows = [e for src in INBOX_SOURCES for e in store.entries(source=src, limit=limit)]
+    return sorted(rows, key=lambda e: e.id, reverse=True)[:limit]
+
+
+def worker_problem() -> str | None:
+    """Why arriving recordings would not be analysed now, or None when they will be."""
+    beat = read_heartbeat(get_settings())
+    if beat is None or not beat.alive():
+        return "the analysis worker is not running; restart Auscult with `python launcher.py`"
+    return beat.problem or None
+
+
+@st.fragment(run_every=POLL_S)
+def inbox_feed() -> None:
+    """Lists the newest inbox rows; opens a recording as soon as it has been analysed."""
+    entries = inbox_entries()
+    problem = worker_problem()
+    if problem:
+        st.error(f"Recordings arrive but are not analysed: {problem}")
+    if not entries:
+        st.caption(":material/hourglass_empty: Waiting for the first recording…")
+        return
+    newest_done = next((e for e in entries if e.status in ("done", "error")), None)
+    if newest_done is not None and newest_done.id > (st.session_state.inbox_seen or 0):
+        st.session_state.inbox_seen = newest_done.id
+        st.session_state.phone_shown = newest_done.id
+        st.rerun(scope="app")  # draw the result view outside this fragment
+    shown = st.session_state.phone_shown
+    for entry in entries:
+        c1, c2, c3, c4 = st.columns([1.0, 2.8, 3.0, 1.0], vertical_alignment="center")
+        c1.markdown(f"**{local_time(entry.created_at)[11:]}**")
+        where = f"phone · {entry.site}" if entry.source == "phone" and entry.site else entry.source
+        c2.markdown(where if entry.source == "phone" else f"{where} · {entry.filename}")
+        c3.markdown(status_text(entry) + (f" — {entry.error}" if entry.error else ""))
+        if entry.id == shown:
+            c4.caption(":material/arrow_downward: shown")
+        elif entry.status == "done" and c4.button("Open", key=f"open-{entry.id}", type="tertiary"):
+            st.session_state.phone_shown = entry.id
+            st.rerun(scope="app")
+
+
+@st.cache_data(show_spinner=False)
+def _qr_png(url: str) -> bytes:
+    from qr_generator import qr_png
+
+    return qr_png(url, scale=6)
+
+
+def page_phone() -> None:
+    settings = get_settings()
+    st.title("Phone inbox")
+    load_analyzer(settings)  # the model is ready before the first recording is opened
+    qr_col, help_col, inbox_col = st.columns([0.8, 1.3, 2.9], gap="medium")
+    if settings.recorder_url:
+        with qr_col:
+            try:
+                st.image(_qr_png(settings.recorder_url), width="stretch")
+            except Exception:  # a missing QR library still leaves the address
+                log.exception("QR code failed")
+        with help_col:
+            st.markdown("**Scan with the phone** to open the recording page:")
+            st.code(settings.recorder_url, language=None, wrap_lines=True)
+            st.caption(
+                "Accept the certificate warning once, pick the site and press Record. "
+                "The recording appears here within a second."
+            )
+    else:
+        with qr_col:
+            st.info(
+                "The phone recording page is not running. Start Auscult with "
+                "`python launcher.py` to pair a phone with a QR code.",
+                icon=":material/smartphone:",
+            )
+    with help_col:
+        st.caption(f"Audio files copied into `{settings.inbox_dir}` are analysed too.")
+    if st.session_state.inbox_seen is None:  # open what arrives from now on
+        done = [e.id for e in inbox_entries() if e.status in ("done", "error")]
+        st.session_state.inbox_seen = max(done, default=0)
+    with inbox_col:
+        st.subheader("Latest recordings")
+        inbox_feed()
+
+    entry_id = st.session_state.phone_shown
+    if entry_id is not None:
+        entry = service(settings).store.get(entry_id)
+        shown = Shown.of_entry(entry) if entry else None
+        if shown is not None:
+            st.divider()
+            render_result(shown, settings, key="phone")

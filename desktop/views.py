@@ -1,0 +1,288 @@
+"""What several pages of the desktop analyzer show: the result view, tables, times, session.
+
+Only layout: the data comes from :class:`auscult.service.Service` (``desktop.resources``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import utils
+from auscult.analyzer import AnalysisResult
+from auscult.plots import LABEL_COLOURS, analysis_figure, figure_png, gauge_figure
+from auscult.reading import DISCLAIMER, percent_pair, reading
+from auscult.service import Analysed
+from auscult.store import Entry
+from config import Settings
+from desktop.resources import service
+
+MEDIA_TYPES = {
+    ".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+    ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4", ".mp4": "audio/mp4",
+    ".aac": "audio/aac", ".webm": "audio/webm", ".aif": "audio/aiff", ".aiff": "audio/aiff",
+    ".caf": "audio/x-caf",
+}  # fmt: skip
+#: File endings offered in the upload dialogs.
+UPLOAD_TYPES = tuple(e.lstrip(".") for e in utils.SUPPORTED_EXTENSIONS)
+_TINTS = {"normal": "#ebfbee", "abnormal": "#fff5f5", "unsure": "#fff9db"}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One analysis as the result view draws it."""
+
+    key: str  # unique per analysis: caches the rendered figures
+    name: str  # file name shown to the user
+    source: str
+    result: AnalysisResult
+    model_input: utils.ModelInput | None  # None when the audio is gone or not loaded yet
+    audio_path: str | None = None
+    entry_id: int | None = None
+    site: str | None = None
+    created_at: str | None = None
+    reference: str | None = None  # reference label of a demo recording, when known
+    patient_id: str | None = None
+
+    @classmethod
+    def of(cls, analysed: Analysed, reference: str | None = None) -> Shown:
+        e = analysed.entry
+        return cls(
+            key=f"entry-{e.id}-{e.analysed_at}-{time.monotonic_ns()}",
+            name=e.filename,
+            source=e.source,
+            result=analysed.result,
+            model_input=analysed.model_input,
+            audio_path=e.audio_path,
+            entry_id=e.id,
+            site=e.site,
+            created_at=e.created_at,
+            reference=reference,
+            patient_id=e.patient_id,
+        )
+
+    @classmethod
+    def of_entry(cls, entry: Entry) -> Shown | None:
+        """The view of a stored row (plot inputs computed when first drawn); None unless done."""
+        analysed = service().analysed(entry)
+        if analysed is None:
+            return None
+        shown = cls.of(analysed)
+        return dataclasses.replace(shown, key=f"entry-{entry.id}-{entry.analysed_at}")
+
+
+def local_time(stamp: str | None) -> str:
+    """``2025-01-01 12:00`` in local time from a stored UTC ISO stamp."""
+    if not stamp:
+        return ""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return stamp
+
+
+def quality_word(quality: float, settings: Settings) -> str:
+    if quality < settings.min_quality:
+        return "poor"
+    return "good" if quality >= 0.6 else "fair"
+
+
+# --------------------------------------------------------------------------------------
+# session state: every key, initialised in one place
+# --------------------------------------------------------------------------------------
+SESSION_DEFAULTS: dict[str, Any] = {
+    "page": "analyze",  # the page shown at "/" (tests and deep links set it)
+    "current": None,  # Shown on the Analyze page
+    "upload_done": None,  # file_id of the last upload analysed (no re-analysis on rerun)
+    "upload_error": None,  # (file name, message) of the last bad upload
+    "batch_rows": None,  # list[BatchRow] of the last batch
+    "batch_error": None,
+    "phone_shown": None,  # Shown on the Phone inbox page
+    "inbox_seen": None,  # newest inbox entry id when the page was opened
+    "history_shown": None,  # Shown on the History page
+    "figures": {},  # (Shown.key, "gauge" | "plot") → PNG
+}
+
+
+def init_session() -> None:
+    for key, value in SESSION_DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value.copy() if isinstance(value, dict) else value
+
+
+# --------------------------------------------------------------------------------------
+# the result view
+# --------------------------------------------------------------------------------------
+def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
+    """The rendered ``"gauge"`` or ``"plot"`` PNG of one result, cached in the session.
+
+    Rendered one at a time, where the page shows them, so the result card is on screen
+    before the slower three-panel plot is drawn. ``None`` for the plot when the audio is gone.
+    """
+    cache: dict[tuple[str, str], bytes | None] = st.session_state.figures
+    if (shown.key, which) not in cache:
+        r = shown.result
+        if which == "gauge":
+            png = figure_png(gauge_figure(r.probability, r.threshold, r.label, r.band), dpi=120)
+        else:
+            png = None
+            mi = shown.model_input or service(settings).model_input(shown.audio_path)
+            if mi is not None:
+                png = figure_png(
+                    analysis_figure(
+                        mi.signal,
+                        settings.sample_rate,
+                        mi.features,
+                        settings.hop_length / settings.sample_rate,
+                        (settings.mel_fmin, settings.mel_fmax),
+                        r.window_starts_s,
+                        r.window_s,
+                        r.window_probabilities,
+                        r.threshold,
+                        reliable=r.reliable,
+                    ),
+                    dpi=110,
+                )
+        while len(cache) >= 16:  # keep the session small
+            cache.pop(next(iter(cache)))
+        cache[(shown.key, which)] = png
+    return cache[(shown.key, which)]
+
+
+def result_card(label: str, headline: str, subtitle: str) -> None:
+    colour = LABEL_COLOURS.get(label, "#495057")
+    st.markdown(
+        f'<div class="auscult-card" style="border-left:10px solid {colour};'
+        f'background:{_TINTS.get(label, "#f8f9fa")};padding:14px 22px;border-radius:10px">'
+        f'<div style="font-size:3.2rem;font-weight:700;line-height:1.05;color:{colour}">'
+        f"{headline}</div>"
+        f'<div style="font-size:1.15rem;color:#495057;margin-top:2px">{subtitle}</div></div>',
+        unsafe_allow_html=True,
+    )
+
+
+def render_result(shown: Shown, settings: Settings, key: str) -> None:
+    """The result card, reading, plots, audio and JSON download of one analysis."""
+    r = shown.result
+    read = reading(r)
+    where = f" · site: {shown.site}" if shown.site else ""
+    where += f" · patient/exam: {shown.patient_id}" if shown.patient_id else ""
+    ref = f" · reference label: **{shown.reference}**" if shown.reference else ""
+    when = f" · {local_time(shown.created_at)}" if shown.created_at else ""
+    st.caption(f"**{shown.name}** · {shown.source}{where}{when}{ref}")
+
+    left, middle, right = st.columns([1.25, 0.95, 1.3], gap="medium")
+    with left:
+        result_card(r.label, read.headline, read.subtitle)
+        st.caption(f":material/medical_information: **{DISCLAIMER.split('.')[0]}.**")
+    with middle:
+        st.image(_figure(shown, settings, "gauge"), width="stretch")
+    with right:
+        a, b = st.columns(2)
+        p_text, t_text = percent_pair(r.probability, r.threshold)
+        a.metric(
+            "Probability abnormal" if r.reliable else "Probability (unreliable)",
+            p_text,
+            help=f"decision threshold {t_text}"
+            + (
+                f"; borderline (unsure) from {r.band[0]:.0%} to {r.band[1]:.0%}"
+                if r.band[1] > r.band[0]
+                else ""
+            ),
+        )
+        b.metric("Heart rate", f"{r.heart_rate_bpm:.0f} bpm" if r.heart_rate_bpm else "—")
+        a.metric(
+            "Recording quality",
+            quality_word(r.quality, settings),
+            help=f"{r.quality:.2f} (0–1)",
+        )
+        b.metric("Duration", f"{r.duration_s:.1f} s")
+
+    with st.container(border=True):
+        st.markdown(f"**{read.summary}**")
+        st.markdown(f"**Next step:** {read.next_step}")
+        for tip in read.tips:
+            st.markdown(f"- {tip}")
+    for warning in r.warnings:
+        st.warning(warning, icon=":material/warning:")
+
+    plot_png = _figure(shown, settings, "plot")
+    if plot_png is not None:
+        st.image(plot_png, width="stretch")
+    else:
+        st.info("The audio file of this analysis is no longer there, so there are no plots.")
+
+    audio, download = st.columns([3, 1], vertical_alignment="center")
+    with audio:
+        if shown.audio_path and Path(shown.audio_path).is_file():
+            path = Path(shown.audio_path)
+            st.audio(
+                path.read_bytes(),
+                format=MEDIA_TYPES.get(path.suffix.lower(), "audio/wav"),
+            )
+    with download:
+        st.download_button(
+            "Download result (JSON)",
+            result_json(shown),
+            file_name=f"auscult-{Path(shown.name).stem}-{r.label}.json",
+            mime="application/json",
+            icon=":material/download:",
+            key=f"{key}-json",
+            on_click="ignore",
+        )
+    st.caption(f"{DISCLAIMER} Model {r.model_version}.")
+
+
+PERCENT_COLUMN = st.column_config.ProgressColumn(
+    "probability", format="%.0f%%", min_value=0.0, max_value=100.0, color="#868e96"
+)
+_WORD_COLOURS = {
+    "normal": LABEL_COLOURS["normal"],
+    "abnormal": LABEL_COLOURS["abnormal"],
+    "unsure": LABEL_COLOURS["unsure"],
+    "failed": "#868e96",
+    "waiting": "#1c7ed6",
+    "analysing": "#1c7ed6",
+}
+
+
+def label_word(label: str | None) -> str:
+    """What a table says for a label or a status."""
+    return {"error": "failed", "pending": "waiting"}.get(label or "", label or "")
+
+
+def coloured(rows: list[dict[str, Any]], column: str):
+    """A table whose ``column`` is written in the label colours (a pandas Styler)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    return frame.style.map(
+        lambda v: f"color: {_WORD_COLOURS[v]}; font-weight: 600" if v in _WORD_COLOURS else "",
+        subset=[column],
+    )
+
+
+def status_text(entry: Entry) -> str:
+    colours = {"normal": "green", "abnormal": "red", "unsure": "orange"}
+    if entry.status == "done" and entry.label:
+        return f":{colours.get(entry.label, 'gray')}[**{entry.label}**]"
+    if entry.status == "error":
+        return ":gray[**failed**]"
+    return ":blue[analysing…]" if entry.status == "analysing" else ":blue[waiting…]"
+
+
+def result_json(shown: Shown) -> str:
+    """The downloadable JSON of one analysis (the service's export of its history row)."""
+    svc = service()
+    if shown.entry_id is not None and (entry := svc.store.get(shown.entry_id)) is not None:
+        return svc.export_json(entry, shown.reference)
+    return json.dumps(
+        {"file": shown.name, "result": shown.result.to_dict(), "disclaimer": DISCLAIMER}
+    )
