@@ -61,6 +61,10 @@ class TrainConfig:
     #: weight ~ Beta(alpha, alpha), labels blended alike. 0 switches it off.
     mixup_share: float = 0.0
     mixup_alpha: float = 0.4
+    #: Domain-adversarial training (Ganin et al. 2016, "Domain-adversarial training of neural
+    #: networks"): a head guesses the database from the pooled features through a gradient
+    #: reversal layer, so the features learn to hide the device. Its loss weight; 0 is off.
+    adversarial_weight: float = 0.0
     model: ModelParams = field(default_factory=ModelParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     augment_enabled: bool = True
@@ -124,8 +128,12 @@ def _random_crop(x: np.ndarray, width: int, rng: np.random.Generator) -> np.ndar
 
 def sample_epoch(
     records: Sequence[CachedRecord], cfg: TrainConfig, settings: Settings, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Training windows for one epoch: ``crops_per_record`` crops of one augmented variant each."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training windows for one epoch: ``crops_per_record`` crops of one augmented variant each.
+
+    Returns windows, labels, loss weights and the index of each window's database (in the
+    sorted list of the records' databases).
+    """
     width = settings.window_frames
     xs, ys, ws, dbs = [], [], [], []
     for c, weight in zip(records, record_weights(records, cfg.database_weight), strict=False):
@@ -144,9 +152,11 @@ def sample_epoch(
             dbs.append(c.record.database)
     order = rng.permutation(len(xs))
     x, y = np.stack(xs)[order].astype(np.float32), np.asarray(ys, np.float32)[order]
+    databases = np.asarray(dbs)[order]
     if cfg.mixup_share > 0:
-        x, y = mix_across_databases(x, y, np.asarray(dbs)[order], cfg, rng)
-    return x[..., None], y, np.asarray(ws, np.float32)[order]
+        x, y = mix_across_databases(x, y, databases, cfg, rng)
+    index = np.searchsorted(np.unique(databases), databases)
+    return x[..., None], y, np.asarray(ws, np.float32)[order], index
 
 
 def mix_across_databases(
@@ -224,10 +234,21 @@ def train_model(
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate, decay_steps=steps * cfg.epochs, alpha=0.05
     )
-    model.compile(
+    n_databases = len({c.record.database for c in train})
+    trainer = (
+        adversarial_trainer(model, n_databases, cfg.adversarial_weight)
+        if cfg.adversarial_weight > 0
+        else model
+    )
+    trainer.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="window_auc")],
+        loss="binary_crossentropy"
+        if trainer is model
+        else {"abnormal": "binary_crossentropy", "database": "sparse_categorical_crossentropy"},
+        loss_weights=None if trainer is model else {"abnormal": 1.0, "database": 1.0},
+        metrics=[keras.metrics.AUC(name="window_auc")]
+        if trainer is model
+        else {"abnormal": [keras.metrics.AUC(name="window_auc")]},
     )
     val_labels = np.array([c.record.label for c in val])
     callbacks: list[Any] = []
@@ -240,8 +261,11 @@ def train_model(
     epoch = 0
     bar = tqdm(range(cfg.epochs), desc="epochs", unit="ep", disable=verbose == 0)
     for epoch in bar:
-        x, y, w = sample_epoch(train, cfg, s, rng)
-        fit = model.fit(
+        x, y, w, d = sample_epoch(train, cfg, s, rng)
+        if trainer is not model:  # the database head learns from every window alike
+            y = {"abnormal": y, "database": d}
+            w = {"abnormal": w, "database": np.ones_like(w)}
+        fit = trainer.fit(
             x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
             initial_epoch=epoch, verbose=0, callbacks=callbacks,
         )  # fmt: skip
@@ -250,7 +274,8 @@ def train_model(
         )
         val_auc = roc_auc(val_labels, scores)
         history["loss"].append(float(fit.history["loss"][-1]))
-        history["window_auc"].append(float(fit.history["window_auc"][-1]))
+        auc_key = next(k for k in fit.history if k.endswith("window_auc"))
+        history["window_auc"].append(float(fit.history[auc_key][-1]))
         history["val_record_auc"].append(float(val_auc))
         bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", val_auc=f"{val_auc:.3f}")
         if val_auc > best_auc:
@@ -271,6 +296,33 @@ def train_model(
         seconds=time.perf_counter() - started,
         history=history,
     )
+
+
+def adversarial_trainer(model: Any, n_databases: int, weight: float) -> Any:
+    """A training-only model: ``model``'s output plus a database head behind gradient reversal.
+
+    The head shares every layer up to the pooled features with ``model``, so training it
+    trains ``model``; only ``model`` is exported.
+    """
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    class GradientReversal(layers.Layer):
+        """Identity forward; the gradient backward is multiplied by ``-weight``."""
+
+        def call(self, x):
+            @tf.custom_gradient
+            def reverse(t):
+                return tf.identity(t), lambda dy: -weight * dy
+
+            return reverse(x)
+
+    features = model.get_layer("gap").output
+    h = GradientReversal(name="reverse_gradient")(features)
+    h = layers.Dense(32, activation="relu", name="db_hidden")(h)
+    database = layers.Dense(n_databases, activation="softmax", name="database")(h)
+    return keras.Model(model.input, {"abnormal": model.output, "database": database})
 
 
 def export_model(model: Any, out_dir: Path, name: str) -> dict[str, Path]:

@@ -103,3 +103,25 @@ def test_trainer_runs_end_to_end_on_a_few_records(tmp_path):
     result = Analyzer(settings=settings).analyze(record.path)
     assert 0.0 <= result.probability <= 1.0
     assert result.window_probabilities
+
+
+def test_adversarial_head_shares_the_features_and_reverses_their_gradient():
+    import tensorflow as tf
+
+    from auscult.model import build_model
+    from auscult.training import adversarial_trainer
+
+    model = build_model(32, 200)
+    trainer = adversarial_trainer(model, n_databases=5, weight=0.5)
+    x = tf.random.normal((3, 32, 200, 1))
+    out = trainer(x)
+    assert out["database"].shape == (3, 5)
+    np.testing.assert_allclose(out["abnormal"].numpy(), model(x).numpy(), rtol=1e-5)
+    features = trainer.get_layer("gap").output
+    probe = tf.keras.Model(trainer.input, [features, trainer.get_layer("reverse_gradient").output])
+    with tf.GradientTape(persistent=True) as tape:
+        f, r = probe(x)
+        plain, reversed_ = tf.reduce_sum(f), tf.reduce_sum(r)
+    g_plain = tape.gradient(plain, model.get_layer("conv0").kernel)
+    g_rev = tape.gradient(reversed_, model.get_layer("conv0").kernel)
+    np.testing.assert_allclose(g_rev.numpy(), -0.5 * g_plain.numpy(), rtol=1e-4, atol=1e-7)
