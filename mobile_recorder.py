@@ -218,6 +218,12 @@ def _parse_args(argv: list[str] | None, s: Settings) -> argparse.Namespace:
     p.add_argument("--certfile", type=Path, help="TLS certificate (PEM); without it, plain HTTP")
     p.add_argument("--keyfile", type=Path, help="TLS private key (PEM)")
     p.add_argument(
+        "--self-signed",
+        action="store_true",
+        help="make (or reuse) a certificate for AUSCULT_LAN_IP under <work_dir>/tls, as the "
+        "launcher does (containers)",
+    )
+    p.add_argument(
         "--token",
         default=s.pairing_token,
         help=f"pairing token (default: ${TOKEN_ENV}, the pairing_token setting; random when unset)",
@@ -234,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     s = get_settings()
     args = _parse_args(argv, s)
     token = args.token or secrets.token_urlsafe(16)
+    if args.self_signed and not args.certfile:
+        from auscult.tls import ensure_certificate
+
+        cert = ensure_certificate(s.work_dir / "tls", s.lan_ip or None)
+        args.certfile, args.keyfile = cert.cert_path, cert.key_path
     scheme = "https" if args.certfile else "http"
     if not args.certfile:
         log.warning(

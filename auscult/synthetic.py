@@ -244,6 +244,17 @@ def noise(
     return np.clip(rms * x, -0.99, 0.99).astype(np.float32)
 
 
+def heart_sound_wav(seconds: float = 10.0, rate: int = 8000, seed: int = 3) -> bytes:
+    """A normal 72 bpm heart sound as 16-bit WAV bytes (load tests, benchmarks)."""
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, heart_sound(seconds, rate, bpm=72, seed=seed), rate, format="WAV")
+    return buf.getvalue()
+
+
 def write_demo_set(folder: Path | str) -> list[Path]:
     """Write the synthetic demo recordings as 16-bit WAV files; return their paths.
 
