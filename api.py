@@ -112,7 +112,7 @@ def create_app(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import uvicorn
+    import serving
 
     s = get_settings()
     p = argparse.ArgumentParser(description="Auscult REST API.")
@@ -129,14 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     app = create_app(s, host=args.host, start_worker=not args.no_worker)
     log.info("Auscult API on http://%s:%d (docs: /docs)", args.host, args.port)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=3,
-    )
+    serving.run(app, args.host, args.port, log_level="warning")
     return 0
 
 

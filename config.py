@@ -61,6 +61,12 @@ class Settings:
     clip_warn_fraction: float = 0.01  # warn when ≥ 1 % of samples sit at full scale
     silence_rms: float = 1e-4  # RMS (full scale = 1) below which a recording is silent
     max_upload_bytes: int = 64 * 1024 * 1024
+    #: Uploads received at once per process (more get 503 + Retry-After at once), and of
+    #: those, recordings decoded at once (the rest wait up to ``decode_wait_s``): a long
+    #: 48 kHz recording costs ~200 MB while it is decoded.
+    max_inflight_uploads: int = 8
+    decode_workers: int = 2
+    decode_wait_s: float = 30.0
 
     #: CPU threads for inference: LiteRT's conv layers and the front end's FFT split across cores.
     inference_threads: int = 2
@@ -82,6 +88,13 @@ class Settings:
     #: Analyses the API runs at once (one per core); more wait up to ``api_queue_s``, then 503.
     api_workers: int = 2
     api_queue_s: float = 2.0
+    #: Connection guards of the HTTP servers (serving.py): seconds to send a request head,
+    #: seconds an idle kept-alive connection stays, seconds between body chunks, and
+    #: connections served at once.
+    request_head_s: float = 10.0
+    keep_alive_s: int = 5
+    body_idle_s: float = 15.0
+    max_connections: int = 4096
     #: LAN address to advertise in the QR code; empty means detect it.
     lan_ip: str = ""
     #: Phone recording page address and pairing token, handed to the analyzer by the

@@ -313,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import qr_generator
     from auscult.tls import ensure_certificate
+    from serving import raise_open_files_limit
+
+    raise_open_files_limit()  # the servers inherit it: idle phones cannot exhaust them
+    os.umask(0o077)  # history, logs, audio and keys: readable by this user only
 
     s = dataclasses.replace(s, lan_ip=args.lan_ip or "")
     lan = qr_generator.lan_address(s)

@@ -35,7 +35,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
-from auscult.errors import AuscultError, InvalidRequestError, NotPairedError, UploadTooLargeError
+from auscult.errors import (
+    AuscultError,
+    BusyError,
+    InvalidRequestError,
+    NotPairedError,
+    UploadTooLargeError,
+)
 from auscult.service import Service
 from auscult.store import SITES, Store
 from config import PROJECT_ROOT, Settings, get_settings
@@ -48,6 +54,9 @@ log = logging.getLogger(__name__)
 TOKEN_ENV = "AUSCULT_PAIRING_TOKEN"
 URL_ENV = "AUSCULT_RECORDER_URL"
 TOKEN_HEADER = "X-Auscult-Token"
+#: The phone's own id for a recording: a retry of a stored recording returns 200 and the
+#: first entry instead of storing it twice.
+RECORDING_ID_HEADER = "X-Recording-Id"
 
 STATIC_DIR = PROJECT_ROOT / "static"
 #: The only files the page server hands out, with their media types.
@@ -68,6 +77,31 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
 }
+
+
+class SecurityHeaders:
+    """ASGI middleware adding ``_SECURITY_HEADERS`` to every answer.
+
+    Plain ASGI rather than ``@app.middleware``: errors raised while the body is read (a
+    stalled upload) reach the app's handlers as themselves, not wrapped in a task group.
+    """
+
+    _RAW = tuple((k.lower().encode(), v.encode()) for k, v in _SECURITY_HEADERS.items())
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self._RAW]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -119,6 +153,7 @@ def create_app(
     settings: Settings | None = None,
     token: str | None = None,
     store: Store | None = None,
+    service: Service | None = None,
 ) -> FastAPI:
     """The recording page app for one pairing ``token`` (a random one when not given)."""
     s = settings or get_settings()
@@ -127,26 +162,30 @@ def create_app(
     app.add_middleware(GZipMiddleware, minimum_size=800)
     app.state.token = pairing
     app.state.settings = s
-    app.state.store = store
+    # The service on the shared history store; this page never loads the model.
+    app.state.service = service or Service(s, store or Store(s.db_path))
 
     def get_service() -> Service:
-        """The service on the shared history store; this page never loads the model."""
-        if app.state.service is None:
-            app.state.service = Service(s, app.state.store or Store(s.db_path))
         return app.state.service
-
-    app.state.service = None
 
     @app.exception_handler(AuscultError)
     async def refused(_request: Request, exc: AuscultError) -> JSONResponse:
         # The page's script reads {"stored": false, "error": ...}; the status says why.
-        return _error(exc.http_status, str(exc))
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.update(_SECURITY_HEADERS)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, BusyError) else None
+        response = _error(exc.http_status, str(exc))
+        response.headers.update(headers or {})
         return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(
+            500,
+            "the desktop hit an unexpected error and did not store the recording; it is kept "
+            "on the phone — send it again, and if this repeats restart Auscult",
+        )
+
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -193,8 +232,17 @@ def create_app(
             log.warning("refused an upload from %s", request.client)
             await _drain(request, s.max_upload_bytes)
             raise
-        data = await _read_body(request, s.max_upload_bytes)
-        delivery = await run_in_threadpool(get_service().receive, data, source="phone", site=site)
+        service = get_service()
+        with service.upload_slot():  # at most max_inflight_uploads bodies in memory
+            data = await _read_body(request, s.max_upload_bytes)
+            delivery = await run_in_threadpool(
+                service.receive,
+                data,
+                source="phone",
+                site=site,
+                client_id=request.headers.get(RECORDING_ID_HEADER) or None,
+            )
+            del data
         return JSONResponse(
             {
                 "stored": True,
@@ -205,7 +253,7 @@ def create_app(
                 "site": delivery.site,
                 "warnings": list(delivery.warnings),
             },
-            status_code=201,
+            status_code=200 if delivery.duplicate else 201,
         )
 
     return app
@@ -232,7 +280,7 @@ def _parse_args(argv: list[str] | None, s: Settings) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import uvicorn
+    import serving
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -254,15 +302,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.token:
         log.info("pairing address: %s://<this computer>:%d/?t=%s", scheme, args.port, token)
     app = create_app(s, token)
-    uvicorn.run(
+    serving.run(
         app,
-        host=args.host,
-        port=args.port,
+        args.host,
+        args.port,
         ssl_certfile=str(args.certfile) if args.certfile else None,
         ssl_keyfile=str(args.keyfile) if args.keyfile else None,
         access_log=False,  # page addresses carry the pairing token
         log_level="info",
-        timeout_graceful_shutdown=3,
     )
     return 0
 

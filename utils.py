@@ -27,7 +27,6 @@ __all__ = [
     "AudioSource",
     "Recording",
     "ModelInput",
-    "decode_audio",
     "validate_audio",
     "load_audio",
     "resample",
@@ -119,167 +118,252 @@ def _riff_data_missing(data: bytes) -> bool:
 #: libsndfile subtypes read as int16 and scaled here: its own float conversion is ~15×
 #: slower than NumPy's, and a 30 s 48 kHz phone WAV is 1.4 M samples.
 _INT16_SUBTYPES = frozenset({"PCM_16", "PCM_S8", "PCM_U8"})
+#: Frames decoded at a time. Checks and the mono mix run block by block, so a file never
+#: exists in memory as a whole multi-channel float array, and decoding stops as soon as a
+#: recording proves too long (a small file can decode to hours: a decompression bomb).
+BLOCK_FRAMES = 1 << 16
+#: Sample values beyond this many times full scale mean a corrupt or unscaled float file.
+_MAX_MAGNITUDE = 1000.0
+_NOT_READABLE = (
+    "this file is not a readable audio recording (it may be corrupt, truncated or not audio "
+    "at all); export it again as WAV, FLAC, MP3, M4A or WebM"
+)
 
 
-def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int, bool]:
-    """Decode with libsndfile; return (samples (n, ch) float32, rate, truncated)."""
+def _fmt_duration(seconds: float) -> str:
+    """``12.5 s``, ``10 min 1 s``: precise enough that two different lengths never read alike."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min" + (f" {rest} s" if rest else "")
+
+
+class _Mixer:
+    """Collects decoded blocks ``(n, channels)`` as mono float32, checking as it goes.
+
+    Refuses at once an unsupported rate, a recording longer than ``max_duration_s`` (from the
+    header when it says, else as soon as the decoded length passes it), and NaN, infinite or
+    absurdly large values; keeps per-channel sums for the silence check and counts clipped
+    samples before the mix.
+    """
+
+    def __init__(self, rate: int, channels: int, s: Settings, frames_hint: int | None) -> None:
+        if not s.min_rate_hz <= rate <= s.max_rate_hz:
+            raise InvalidAudioError(
+                f"sample rate {rate} Hz is outside the supported "
+                f"{s.min_rate_hz}–{s.max_rate_hz} Hz; record at 4–48 kHz"
+            )
+        self.rate, self.channels, self.s = rate, max(int(channels), 1), s
+        self.limit = int(s.max_duration_s * rate)
+        if frames_hint is not None and frames_hint > self.limit:
+            self._too_long(frames_hint / rate)
+        # The length is known from the header: fill one array instead of joining pieces.
+        self._buffer = np.empty(frames_hint, np.float32) if frames_hint else None
+        self._parts: list[np.ndarray] = []
+        self.frames = 0
+        self.clipped = 0
+        self._sum = np.zeros(self.channels)
+        self._sumsq = np.zeros(self.channels)
+
+    def _too_long(self, seconds: float | None) -> None:
+        length = f"{_fmt_duration(seconds)} long" if seconds else "longer than that"
+        raise InvalidAudioError(
+            f"recording is {length}; the analyzer accepts up to "
+            f"{_fmt_duration(self.s.max_duration_s)} — trim it to the part you want judged"
+        )
+
+    def add(self, block: np.ndarray) -> None:
+        n = block.shape[0]
+        if n == 0:
+            return
+        if self.frames + n > self.limit:
+            self._too_long(None)
+        if not np.isfinite(block).all():
+            raise InvalidAudioError(
+                "the recording contains invalid values (NaN or infinity); export it again"
+            )
+        peak = max(float(block.max()), -float(block.min()))
+        if peak > _MAX_MAGNITUDE:
+            raise InvalidAudioError(
+                f"the samples reach {peak:.3g} times full scale: the file is corrupt or its "
+                "levels were never scaled; export it again"
+            )
+        if peak >= 0.999:
+            self.clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
+        b64 = block.astype(np.float64)
+        self._sum += b64.sum(axis=0)
+        self._sumsq += np.einsum("ij,ij->j", b64, b64)
+        mono = block[:, 0] if self.channels == 1 else b64.mean(axis=1)
+        if self._buffer is not None and self.frames + n <= len(self._buffer):
+            self._buffer[self.frames : self.frames + n] = mono
+        else:
+            if self._buffer is not None:  # the header under-stated the length
+                self._parts.append(self._buffer[: self.frames].copy())
+                self._buffer = None
+            self._parts.append(np.asarray(mono, np.float32))
+        self.frames += n
+
+    def samples(self) -> np.ndarray:
+        if self._buffer is not None:
+            return self._buffer[: self.frames]
+        return np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32)
+
+    def rms(self) -> float:
+        """RMS about the mean of the loudest channel."""
+        n = max(self.frames, 1)
+        variance = self._sumsq / n - (self._sum / n) ** 2
+        return float(np.sqrt(max(float(variance.max()), 0.0)))
+
+
+def _decode_soundfile(data: bytes, name: str, s: Settings) -> tuple[_Mixer, bool] | None:
+    """Decode with libsndfile block by block; (mixer, truncated), or None when it cannot read
+    the format at all."""
     import soundfile as sf
 
-    with sf.SoundFile(io.BytesIO(data)) as f:
-        expected = f.frames
-        rate = f.samplerate
-        if f.subtype in _INT16_SUBTYPES:
-            raw = f.read(dtype="int16", always_2d=True)
-            samples = raw.astype(np.float32)
-            samples *= np.float32(1.0 / 32768.0)  # libsndfile's own int16 → float scale
-        else:
-            samples = f.read(dtype="float32", always_2d=True)
-    truncated = len(samples) < expected or _riff_data_missing(data)
-    return samples, int(rate), truncated
+    try:
+        f = sf.SoundFile(io.BytesIO(data))
+    except Exception:  # not a format libsndfile knows: try FFmpeg
+        return None
+    with f:
+        mixer = _Mixer(f.samplerate, f.channels, s, f.frames if f.frames > 0 else None)
+        as_int16 = f.subtype in _INT16_SUBTYPES
+        while True:
+            if as_int16:
+                raw = f.read(BLOCK_FRAMES, dtype="int16", always_2d=True)
+                block = raw.astype(np.float32)
+                block *= np.float32(1.0 / 32768.0)  # libsndfile's own int16 → float scale
+            else:
+                block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if len(block) == 0:
+                break
+            mixer.add(block)
+        truncated = mixer.frames < f.frames or _riff_data_missing(data)
+    if truncated and mixer.frames == 0:
+        raise InvalidAudioError(
+            f"{name} is truncated: it holds a header but no audio; record or export it again"
+        )
+    return mixer, truncated
 
 
-def _decode_pyav(data: bytes) -> tuple[np.ndarray, int]:
+def _declared_frames(container, stream) -> int | None:
+    """Frames the container says the stream holds (None when it does not say)."""
+    rate = stream.codec_context.sample_rate or 0
+    if stream.duration and stream.time_base:
+        return int(float(stream.duration * stream.time_base) * rate)
+    if container.duration:
+        return int(container.duration / 1_000_000 * rate)
+    return None
+
+
+def _decode_pyav(data: bytes, s: Settings) -> _Mixer:
     """Decode compressed phone formats (webm/opus, mp4/aac, …) with FFmpeg via PyAV."""
     import av
 
-    chunks: list[np.ndarray] = []
-    rate = 0
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
                 raise NotAudioError("the file holds no audio track")
             stream = container.streams.audio[0]
+            declared = _declared_frames(container, stream)
+            mixer = _Mixer(
+                stream.codec_context.sample_rate or 48000,
+                stream.codec_context.channels or 1,
+                s,
+                None,  # container durations are estimates: collect in pieces
+            )
+            if declared is not None and declared > mixer.limit * 1.01:
+                mixer._too_long(declared / mixer.rate)
             resampler = av.AudioResampler(format="fltp")
             try:
                 for frame in container.decode(stream):
-                    rate = frame.sample_rate
                     for out in resampler.resample(frame):
-                        chunks.append(out.to_ndarray())
+                        mixer.add(out.to_ndarray().T)
             except av.error.FFmpegError as exc:
-                if not chunks:
+                if mixer.frames == 0:
                     raise
                 log.warning("decoding stopped early: %s", exc)
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                mixer.add(out.to_ndarray().T)
     except av.error.FFmpegError as exc:
-        raise NotAudioError(
-            "this file is not a readable audio recording (it may be corrupt, truncated or "
-            "not audio at all); export it again as WAV, FLAC, MP3, M4A or WebM"
-        ) from exc
-    if not chunks or rate <= 0:
+        raise NotAudioError(_NOT_READABLE) from exc
+    if mixer.frames == 0:
         raise NotAudioError("the file decodes to no audio at all; record again")
-    return np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False), int(rate)
+    return mixer
 
 
-def decode_audio(source: AudioSource) -> tuple[np.ndarray, int, tuple[str, ...]]:
-    """Decode any supported file to float32 samples ``(n_samples, n_channels)`` and rate.
+def _finish(mixer: _Mixer, s: Settings, warnings: list[str]) -> Recording:
+    """The checks that need the whole recording; the validated Recording."""
+    duration = mixer.frames / mixer.rate
+    if mixer.frames == 0:
+        raise InvalidAudioError("the recording holds no samples (0 s); record again")
+    if duration < s.min_duration_s:
+        raise InvalidAudioError(
+            f"recording is {duration:.1f} s long; record at least {s.min_duration_s:.0f} s "
+            "(10–30 s is best)"
+        )
+    if mixer.rms() < s.silence_rms:
+        raise InvalidAudioError(
+            "the recording is silent; check that the microphone or stethoscope is "
+            "connected and pressed to the chest, then record again"
+        )
+    # Clipping is counted before the mix and before resampling, which smear clipped peaks.
+    clip_fraction = mixer.clipped / (mixer.frames * mixer.channels)
+    if clip_fraction >= s.clip_warn_fraction:
+        warnings.append(
+            f"{clip_fraction:.0%} of the samples are clipped (too loud); lower the gain or "
+            "press less hard"
+        )
+    if mixer.channels > 1:
+        warnings.append(f"{mixer.channels}-channel audio was mixed down to mono")
+    return Recording(
+        samples=mixer.samples(),
+        sample_rate=mixer.rate,
+        channels=mixer.channels,
+        warnings=tuple(warnings),
+        clip_fraction=clip_fraction,
+    )
 
-    soundfile first (wav, flac, ogg, mp3, aiff), PyAV for the rest (webm/opus, mp4/aac/m4a).
-    Returns decoder warnings (e.g. a truncated file that was still partly readable).
+
+def load_audio(source: AudioSource, settings: Settings | None = None) -> Recording:
+    """Decode and validate a recording from bytes or a path; the entry point for all audio.
+
+    soundfile first (wav, flac, ogg, mp3, aiff), PyAV for the rest (webm/opus, mp4/aac/m4a),
+    block by block with every check on the way (see :class:`_Mixer`). Raises
+    :class:`NotAudioError` when the bytes are not audio at all and
+    :class:`InvalidAudioError` when they are but cannot be analysed.
     """
+    s = settings or get_settings()
     data, name = _read_bytes(source)
     if len(data) == 0:
         raise NotAudioError(f"{name} is empty (0 bytes); record or export it again")
     warnings: list[str] = []
-    try:
-        samples, rate, truncated = _decode_soundfile(data)
-    except Exception:  # libsndfile cannot read it: try FFmpeg
-        samples, rate = _decode_pyav(data)
+    decoded = _decode_soundfile(data, name, s)
+    if decoded is None:
+        mixer = _decode_pyav(data, s)
     else:
-        if truncated and len(samples) == 0:
-            raise NotAudioError(
-                f"{name} is truncated: it holds a header but no audio; record or export it again"
-            )
+        mixer, truncated = decoded
         if truncated:
             warnings.append("the file ends early (truncated); only the readable part was used")
-    return samples, rate, tuple(warnings)
-
-
-# --------------------------------------------------------------------------------------
-# validation
-# --------------------------------------------------------------------------------------
-def _fmt_duration(seconds: float) -> str:
-    return f"{seconds / 60:.1f} minutes" if seconds >= 120 else f"{seconds:.1f} s"
+    return _finish(mixer, s, warnings)
 
 
 def validate_audio(
     samples: np.ndarray, sample_rate: int, settings: Settings | None = None
 ) -> tuple[tuple[str, ...], float]:
-    """Check decoded audio ``(n_samples, n_channels)``; return (warnings, clip_fraction).
+    """Check decoded audio ``(n_samples[, n_channels])``; return (warnings, clip_fraction).
 
+    The same checks :func:`load_audio` runs while decoding, for audio already in memory.
     Raises :class:`InvalidAudioError` with a message naming the bad value and the fix.
     """
     s = settings or get_settings()
     samples = np.asarray(samples)
     if samples.ndim == 1:
         samples = samples[:, None]
-    if samples.size == 0:
-        raise InvalidAudioError("the recording holds no samples (0 s); record again")
-    if not np.isfinite(samples).all():
-        raise InvalidAudioError(
-            "the recording contains invalid values (NaN or infinity); export it again"
-        )
-    if not s.min_rate_hz <= sample_rate <= s.max_rate_hz:
-        raise InvalidAudioError(
-            f"sample rate {sample_rate} Hz is outside the supported "
-            f"{s.min_rate_hz}–{s.max_rate_hz} Hz; record at 4–48 kHz"
-        )
-    duration = samples.shape[0] / sample_rate
-    if duration < s.min_duration_s:
-        raise InvalidAudioError(
-            f"recording is {duration:.1f} s long; record at least {s.min_duration_s:.0f} s "
-            "(10–30 s is best)"
-        )
-    if duration > s.max_duration_s:
-        raise InvalidAudioError(
-            f"recording is {_fmt_duration(duration)} long; the analyzer accepts up to "
-            f"{_fmt_duration(s.max_duration_s)} — trim it to the part you want judged"
-        )
-    if _rms(samples) < s.silence_rms:
-        raise InvalidAudioError(
-            "the recording is silent; check that the microphone or stethoscope is "
-            "connected and pressed to the chest, then record again"
-        )
-    warnings: list[str] = []
-    # Clipping is measured here, on the decoded samples: resampling smears clipped peaks.
-    clip_fraction = _clip_fraction(samples)
-    if clip_fraction >= s.clip_warn_fraction:
-        warnings.append(
-            f"{clip_fraction:.0%} of the samples are clipped (too loud); lower the gain or "
-            "press less hard"
-        )
-    if samples.shape[1] > 1:
-        warnings.append(f"{samples.shape[1]}-channel audio was mixed down to mono")
-    return tuple(warnings), clip_fraction
-
-
-def _rms(samples: np.ndarray) -> float:
-    """RMS about the mean of the loudest channel of ``(n_samples, n_channels)`` audio."""
-    return float(np.sqrt(max(_variance(channel) for channel in samples.T)))
-
-
-def _clip_fraction(samples: np.ndarray) -> float:
-    """Share of samples at full scale (|x| ≥ 0.999); skips the count when the peak is lower."""
-    if max(float(samples.max()), -float(samples.min())) < 0.999:
-        return 0.0
-    return float(np.count_nonzero(np.abs(samples) >= 0.999)) / samples.size
-
-
-def load_audio(source: AudioSource, settings: Settings | None = None) -> Recording:
-    """Decode and validate a recording from bytes or a path; the entry point for all audio."""
-    samples, rate, decode_warnings = decode_audio(source)
-    warnings, clip_fraction = validate_audio(samples, rate, settings)
-    if samples.shape[1] == 1:
-        mono = np.ascontiguousarray(samples[:, 0], dtype=np.float32)
-    else:
-        mono = samples.mean(axis=1, dtype=np.float64).astype(np.float32)
-    return Recording(
-        samples=mono,
-        sample_rate=rate,
-        channels=samples.shape[1],
-        warnings=decode_warnings + warnings,
-        clip_fraction=clip_fraction,
-    )
+    mixer = _Mixer(int(sample_rate), samples.shape[1], s, len(samples) or None)
+    for i in range(0, len(samples), BLOCK_FRAMES):
+        mixer.add(samples[i : i + BLOCK_FRAMES].astype(np.float32, copy=False))
+    recording = _finish(mixer, s, [])
+    return recording.warnings, recording.clip_fraction
 
 
 # --------------------------------------------------------------------------------------
@@ -422,6 +506,18 @@ def _hann(win_length: int, n_fft: int) -> np.ndarray:
     return w
 
 
+#: Frames per block of the log-mel computation (see log_mel_db).
+_MEL_CHUNK_FRAMES = 8192
+
+
+def _mel_power(frames: np.ndarray, window: np.ndarray, weights: np.ndarray, s: Settings):
+    """Mel power ``(n_mels, len(frames))`` of a block of frames."""
+    spectrum = scipy.fft.rfft(frames * window, axis=1, workers=s.inference_threads)
+    spectrum = spectrum[:, : weights.shape[1]]
+    power = spectrum.real**2 + spectrum.imag**2
+    return weights @ power.T
+
+
 def log_mel_db(x: np.ndarray, settings: Settings | None = None) -> np.ndarray:
     """Log-mel power (dB) of a prepared 8 kHz signal, shape ``(n_mels, n_frames)``.
 
@@ -438,10 +534,16 @@ def log_mel_db(x: np.ndarray, settings: Settings | None = None) -> np.ndarray:
     )
     weights = mel_filterbank(s.sample_rate, s.n_fft, s.n_mels, s.mel_fmin, s.mel_fmax)
     n_bins = int(np.flatnonzero(weights.any(axis=0))[-1]) + 1  # bins above fmax carry no weight
-    windowed = frames * _hann(s.win_length, s.n_fft)
-    spectrum = scipy.fft.rfft(windowed, axis=1, workers=s.inference_threads)[:, :n_bins]
-    power = spectrum.real**2 + spectrum.imag**2
-    mel = weights[:, :n_bins] @ power.T
+    window = _hann(s.win_length, s.n_fft)
+    # A few thousand frames at a time: a 10-minute recording would otherwise need ~200 MB of
+    # spectra at once. Recordings up to ~2.7 minutes are one chunk.
+    mel = np.concatenate(
+        [
+            _mel_power(frames[i : i + _MEL_CHUNK_FRAMES], window, weights[:, :n_bins], s)
+            for i in range(0, n_frames, _MEL_CHUNK_FRAMES)
+        ],
+        axis=1,
+    )
     db = 10.0 * np.log10(np.maximum(mel, 1e-12))
     return np.maximum(db, db.max() - s.top_db).astype(np.float32)
 

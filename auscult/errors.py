@@ -15,6 +15,7 @@ __all__ = [
     "NotAudioError",
     "NotFoundError",
     "NotPairedError",
+    "StorageFullError",
     "UploadTooLargeError",
 ]
 
@@ -77,6 +78,13 @@ class BusyError(AuscultError):
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StorageFullError(AuscultError, OSError):
+    """The disk (or the history database) is full: nothing was stored."""
+
+    http_status = 507
+    title = "The computer's disk is full"
 
 
 class ModelNotFoundError(AuscultError, FileNotFoundError):

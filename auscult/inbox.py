@@ -3,23 +3,29 @@
 Used by the phone recording page and any API that accepts recordings. One call does all of:
 
 1. refuse anything larger than ``settings.max_upload_bytes`` (:class:`UploadTooLargeError`);
-2. decode and validate it with the audio front end, so only real, usable audio lands
+2. return the stored entry when the sender's recording id (``client_id``) is known already,
+   so a retry after a lost answer is not stored twice;
+3. decode and validate it with the audio front end, so only real, usable audio lands
    (:class:`NotAudioError` when it does not decode at all, :class:`InvalidAudioError` when
    it decodes but cannot be analysed — too short, silent, …);
-3. choose the file name on the server (time stamp, site, random id; never the client's);
-4. write it to a hidden temporary file in ``settings.inbox_dir`` and ``os.replace`` it into
-   place, so a reader never sees half a file;
-5. add a *pending* row to the history store, which the analyzer's inbox polls.
+4. choose the file name on the server (time stamp, site, random id; never the client's);
+5. write it to a hidden ``.part`` file in ``settings.inbox_dir`` (folder scans skip it),
+   add its row (*receiving*), rename the file into place, then mark the row *pending* for
+   the worker. The row exists before the file is visible, so the folder scan never
+   registers it a second time; a crash at any step leaves either nothing, or debris that
+   :func:`clean_debris` and ``Store.recover_receiving`` settle.
 
-If the store cannot take the row, the file is removed again: a recording is either in the
-inbox with its row or not there at all.
+A full disk is :class:`StorageFullError` (HTTP 507), with nothing left behind.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sqlite3
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +36,7 @@ from auscult.errors import (
     InvalidAudioError,
     InvalidRequestError,
     NotAudioError,
+    StorageFullError,
     UploadTooLargeError,
 )
 from auscult.store import SITES, SOURCES, Store
@@ -38,6 +45,8 @@ from config import Settings, get_settings
 __all__ = [
     "Delivery",
     "audio_extension",
+    "clean_debris",
+    "is_disk_full",
     "deliver_recording",
     "inbox_filename",
     "write_atomically",
@@ -76,6 +85,7 @@ class Delivery:
     sample_rate: int  # Hz, as decoded
     site: str | None
     warnings: tuple[str, ...]
+    duplicate: bool = False  # the sender's retry of a recording stored before
 
 
 def audio_extension(data: bytes) -> str:
@@ -107,24 +117,71 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(folder: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` to ``folder/name`` so that no reader ever sees half a file."""
+#: Said when the disk is full, wherever Auscult tries to write.
+DISK_FULL = "the computer's disk is full; free some space on it and send the recording again"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
+
+
+def write_hidden(folder: Path, data: bytes) -> Path:
+    """Write ``data`` durably to a hidden ``.part`` file in ``folder``; its path.
+
+    Folder scans skip hidden files, and the file is on the target's file system, so a
+    later ``os.replace`` is an atomic rename. A full disk is :class:`StorageFullError`.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    # Hidden ``.part`` name: folder scanners skip it, and it is on the same file system as
-    # the target, so os.replace is an atomic rename.
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        target = folder / name
-        os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise StorageFullError(DISK_FULL) from exc
         raise
-    _fsync_dir(folder)
+    return Path(tmp)
+
+
+def move_into_place(part: Path, target: Path) -> Path:
+    """Rename a hidden part file to its final name, durably."""
+    os.replace(part, target)
+    _fsync_dir(target.parent)
     return target
+
+
+def write_atomically(folder: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to ``folder/name`` so that no reader ever sees half a file."""
+    part = write_hidden(folder, data)
+    try:
+        return move_into_place(part, folder / name)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def clean_debris(folders: list[Path], older_than_s: float = 120.0) -> int:
+    """Delete hidden ``.part`` files a crash left behind (older than ``older_than_s``)."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(".*.part"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:  # gone already, or not ours to delete
+                continue
+    if removed:
+        log.info("removed %d unfinished upload file(s) left by a crash", removed)
+    return removed
 
 
 def deliver_recording(
@@ -133,6 +190,7 @@ def deliver_recording(
     store: Store,
     site: str | None = None,
     source: str = "phone",
+    client_id: str | None = None,
     settings: Settings | None = None,
 ) -> Delivery:
     """Validate ``data`` (encoded audio), write it into the inbox and add a pending row.
@@ -146,7 +204,9 @@ def deliver_recording(
     InvalidAudioError
         It is audio but cannot be analysed (too short, silent, unsupported rate, …).
     InvalidRequestError
-        ``site`` or ``source`` is not one the store knows.
+        ``site``, ``source`` or ``client_id`` is not acceptable.
+    StorageFullError
+        The disk or the database is full; nothing was stored.
     """
     s = settings or get_settings()
     if site is not None and site not in SITES:
@@ -155,39 +215,75 @@ def deliver_recording(
         )
     if source not in SOURCES:
         raise InvalidRequestError(f"unknown source {source!r}; expected one of {SOURCES}")
+    if client_id is not None and not (0 < len(client_id) <= 100 and client_id.isprintable()):
+        raise InvalidRequestError("the recording id must be 1–100 printable characters")
     if len(data) > s.max_upload_bytes:
         raise UploadTooLargeError(
             f"the recording is {len(data) / 1e6:.1f} MB; the limit is "
             f"{s.max_upload_bytes / 1e6:.0f} MB — record a shorter stretch (10–30 s is enough)"
         )
-    # The same two steps as utils.load_audio: decoding raises NotAudioError (HTTP 415),
-    # validation InvalidAudioError (422).
+    if client_id is not None and (known := store.by_client_id(source, client_id)) is not None:
+        return _delivery_of(known, len(data), duplicate=True)
+    # Decoding raises NotAudioError (HTTP 415), validation InvalidAudioError (422).
     try:
-        samples, rate, decode_warnings = utils.decode_audio(bytes(data))
+        recording = utils.load_audio(bytes(data), s)
     except InvalidAudioError:
         raise
     except Exception as exc:  # a decoder failing in a way utils did not foresee
         raise NotAudioError(
             "this upload is not a readable audio recording; record again or send a WAV file"
         ) from exc
-    warnings, _ = utils.validate_audio(samples, rate, s)
-    duration = samples.shape[0] / rate
+    duration, rate, warnings = recording.duration_s, recording.sample_rate, recording.warnings
+    del recording  # only what it says was needed: the worker decodes the file again
 
     name = inbox_filename(source, site, audio_extension(data))
-    path = write_atomically(Path(s.inbox_dir), name, bytes(data))
+    target = Path(s.inbox_dir) / name
+    part = write_hidden(Path(s.inbox_dir), bytes(data))
     try:
-        entry_id = store.add_pending(source=source, filename=name, audio_path=path, site=site)
-    except BaseException:
-        path.unlink(missing_ok=True)
+        entry_id = store.add_receiving(
+            source=source, filename=name, audio_path=target, site=site, client_id=client_id
+        )
+    except sqlite3.IntegrityError:  # the same recording id arrived twice at once
+        part.unlink(missing_ok=True)
+        known = store.by_client_id(source, client_id) if client_id else None
+        if known is None:
+            raise
+        return _delivery_of(known, len(data), duplicate=True)
+    except BaseException as exc:
+        part.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise StorageFullError(DISK_FULL) from exc
         raise
+    try:
+        move_into_place(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)  # only our own hidden file: never one a row points to
+        store.delete(entry_id)
+        raise
+    store.mark_pending(entry_id)
     log.info("stored %s (%.1f s, %d Hz, site %s) as entry %d", name, duration, rate, site, entry_id)
     return Delivery(
         entry_id=entry_id,
-        path=path,
+        path=target,
         filename=name,
         size_bytes=len(data),
         duration_s=duration,
         sample_rate=rate,
         site=site,
-        warnings=decode_warnings + warnings,
+        warnings=warnings,
+    )
+
+
+def _delivery_of(entry, size: int, *, duplicate: bool) -> Delivery:
+    """The delivery a stored entry stands for (a sender's retry gets the first answer again)."""
+    return Delivery(
+        entry_id=entry.id,
+        path=Path(entry.audio_path or ""),
+        filename=entry.filename,
+        size_bytes=size,
+        duration_s=float(entry.duration_s or 0.0),
+        sample_rate=int((entry.result or {}).get("sample_rate", 0)),
+        site=entry.site,
+        warnings=(),
+        duplicate=duplicate,
     )

@@ -13,7 +13,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,15 +25,20 @@ from auscult.analyzer import AnalysisResult, Analyzer
 from auscult.batch import BatchRow, analyze_many
 from auscult.errors import (
     AuscultError,
+    BusyError,
     InvalidRequestError,
     NotFoundError,
+    StorageFullError,
     UploadTooLargeError,
 )
 from auscult.inbox import (
+    DISK_FULL,
     Delivery,
     audio_extension,
+    clean_debris,
     deliver_recording,
     inbox_filename,
+    is_disk_full,
     write_atomically,
 )
 from auscult.reading import DISCLAIMER, reading
@@ -99,6 +105,40 @@ class Service:
         self._analyzer = analyzer if isinstance(analyzer, Analyzer) else None
         self._load = analyzer if callable(analyzer) else (lambda: Analyzer(settings=self.settings))
         self._load_lock = threading.Lock()
+        self._uploads = threading.BoundedSemaphore(self.settings.max_inflight_uploads)
+        self._decoding = threading.BoundedSemaphore(self.settings.decode_workers)
+
+    # --- admission: bounded memory whatever arrives at once ------------------------------
+    @contextmanager
+    def upload_slot(self) -> Iterator[None]:
+        """Hold one of ``max_inflight_uploads`` slots while a door reads and handles an upload.
+
+        Raises BusyError (503, Retry-After) at once when all are taken: a door never holds
+        more request bodies in memory than this.
+        """
+        if not self._uploads.acquire(blocking=False):
+            raise BusyError(
+                f"{self.settings.max_inflight_uploads} recordings are being received already; "
+                "send again in a few seconds",
+                retry_after_s=2,
+            )
+        try:
+            yield
+        finally:
+            self._uploads.release()
+
+    @contextmanager
+    def _decode_slot(self) -> Iterator[None]:
+        """One of ``decode_workers`` slots for decoding and analysing (waits, then 503)."""
+        if not self._decoding.acquire(timeout=self.settings.decode_wait_s):
+            raise BusyError(
+                "the computer is busy analysing other recordings; send again in a moment",
+                retry_after_s=5,
+            )
+        try:
+            yield
+        finally:
+            self._decoding.release()
 
     # --- the model --------------------------------------------------------------------
     @property
@@ -149,9 +189,11 @@ class Service:
                 f"{self.settings.max_upload_bytes / 1e6:.0f} MB — send a shorter stretch "
                 "(10–30 s is enough)"
             )
-        started = time.perf_counter()
-        analysis = self.analyzer.analyze_detailed(bytes(data))
-        elapsed_ms = 1000 * (time.perf_counter() - started)
+        analyzer = self.analyzer  # a missing model is said before waiting for a slot
+        with self._decode_slot():
+            started = time.perf_counter()
+            analysis = analyzer.analyze_detailed(bytes(data))
+            elapsed_ms = 1000 * (time.perf_counter() - started)
         path = write_atomically(
             self.settings.uploads_dir, self._upload_name(filename, data, source), bytes(data)
         )
@@ -166,15 +208,19 @@ class Service:
                 note=note,
                 elapsed_ms=elapsed_ms,
             )
-        except BaseException:
+        except BaseException as exc:
             path.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise StorageFullError(DISK_FULL) from exc
             raise
         return Analysed(self.get(entry_id), analysis.result, analysis.model_input)
 
     def analyse_file(self, path: Path, *, source: str = "demo") -> Analysed:
         """Analyse a file that stays where it is (a demo recording) and store the result."""
-        started = time.perf_counter()
-        analysis = self.analyzer.analyze_detailed(path)
+        analyzer = self.analyzer
+        with self._decode_slot():
+            started = time.perf_counter()
+            analysis = analyzer.analyze_detailed(path)
         entry_id = self.store.record(
             source=source,
             filename=path.name,
@@ -191,11 +237,27 @@ class Service:
         *,
         source: str = "phone",
         site: str | None = None,
+        client_id: str | None = None,
     ) -> Delivery:
-        """Validate a recording, put it in the inbox with a pending row; the worker analyses it."""
-        return deliver_recording(
-            data, store=self.store, site=site, source=source, settings=self.settings
-        )
+        """Validate a recording, put it in the inbox with a pending row; the worker analyses it.
+
+        ``client_id`` is the sender's id for the recording: sent again (a retry after a lost
+        answer), the stored entry is returned with ``duplicate=True`` instead of a second one.
+        """
+        with self._decode_slot():
+            return deliver_recording(
+                data, store=self.store, site=site, source=source, client_id=client_id,
+                settings=self.settings,
+            )  # fmt: skip
+
+    def recover(self) -> None:
+        """Settle what a crash interrupted: unfinished ``.part`` files, half-done deliveries."""
+        clean_debris([Path(self.settings.inbox_dir), Path(self.settings.uploads_dir)])
+        pending, removed = self.store.recover_receiving()
+        if pending or removed:
+            log.info(
+                "after a crash: %d recording(s) queued, %d unfinished removed", pending, removed
+            )
 
     def scan_inbox(self, settle_s: float = SETTLE_S) -> list[int]:
         """Register audio files dropped into ``inbox_dir`` by any process; return the new ids.

@@ -11,6 +11,7 @@ write while the analyzer reads.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -46,11 +47,17 @@ CREATE TABLE IF NOT EXISTS analyses (
     note         TEXT,
     quality      REAL,
     elapsed_ms   REAL,
-    claimed_at   TEXT
+    claimed_at   TEXT,
+    client_id    TEXT
 );
 CREATE INDEX IF NOT EXISTS analyses_status ON analyses(status);
 CREATE UNIQUE INDEX IF NOT EXISTS analyses_audio_path ON analyses(audio_path)
     WHERE audio_path IS NOT NULL;
+"""
+#: Created after the columns it needs exist (older files get them by ALTER TABLE first).
+_LATE_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS analyses_client_id ON analyses(source, client_id)
+    WHERE client_id IS NOT NULL;
 """
 
 
@@ -61,9 +68,13 @@ _ADDED_COLUMNS = {
     "quality": "REAL",
     "elapsed_ms": "REAL",
     "claimed_at": "TEXT",
+    "client_id": "TEXT",
 }
 #: Row states: waiting, being analysed by a worker, finished, failed with a message.
 STATUSES = ("pending", "analysing", "done", "error")
+#: A recording whose file is being moved into the inbox (see ``inbox.deliver_recording``):
+#: not listed, not analysed; ``recover_receiving`` settles it after a crash.
+RECEIVING = "receiving"
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class Entry:
     quality: float | None = None
     elapsed_ms: float | None = None  # time the analysis itself took
     claimed_at: str | None = None
+    client_id: str | None = None  # the sender's id for the recording (idempotent retries)
 
 
 def _now() -> str:
@@ -103,6 +115,8 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
+        if str(path) != ":memory:":  # history is health data: this user only (WAL follows)
+            os.chmod(self.path, 0o600)
         self._conn.row_factory = sqlite3.Row
         with self._lock, self._conn:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -111,6 +125,7 @@ class Store:
             for column, kind in _ADDED_COLUMNS.items():
                 if column not in have:
                     self._conn.execute(f"ALTER TABLE analyses ADD COLUMN {column} {kind}")
+            self._conn.executescript(_LATE_INDEXES)
 
     def close(self) -> None:
         self._conn.close()
@@ -154,6 +169,64 @@ class Store:
                     raise
                 return int(row["id"])
             return int(cur.lastrowid)
+
+    def add_receiving(
+        self,
+        *,
+        source: str,
+        filename: str,
+        audio_path: Path | str,
+        site: str | None = None,
+        client_id: str | None = None,
+    ) -> int:
+        """Register a recording whose file is about to be moved into place; returns its id.
+
+        Raises ``sqlite3.IntegrityError`` when ``client_id`` (or the path) is known already.
+        """
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO analyses (created_at, source, site, filename, audio_path, status, "
+                "client_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_now(), source, site, filename, str(audio_path), RECEIVING, client_id),
+            )
+            return int(cur.lastrowid)
+
+    def mark_pending(self, entry_id: int) -> None:
+        """The file is in place: the worker may analyse it now."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE analyses SET status='pending' WHERE id=? AND status=?",
+                (entry_id, RECEIVING),
+            )
+
+    def by_client_id(self, source: str, client_id: str) -> Entry | None:
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT * FROM analyses WHERE source=? AND client_id=?", (source, client_id)
+            ).fetchone()
+        return self._entry(row) if row else None
+
+    def recover_receiving(self, older_than_s: float = 120.0) -> tuple[int, int]:
+        """Settle deliveries a crash interrupted: file in place → pending, else row removed.
+
+        Returns (rows made pending, rows removed). Only rows older than ``older_than_s`` are
+        touched, so a delivery in progress in another process is left alone.
+        """
+        cutoff = datetime.fromtimestamp(datetime.now(UTC).timestamp() - older_than_s, UTC)
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT id, audio_path FROM analyses WHERE status=? AND created_at < ?",
+                (RECEIVING, cutoff.isoformat(timespec="milliseconds")),
+            ).fetchall()
+            pending, removed = 0, 0
+            for row in rows:
+                if row["audio_path"] and Path(row["audio_path"]).is_file():
+                    c.execute("UPDATE analyses SET status='pending' WHERE id=?", (row["id"],))
+                    pending += 1
+                else:  # the sender got no answer and will send it again
+                    c.execute("DELETE FROM analyses WHERE id=?", (row["id"],))
+                    removed += 1
+        return pending, removed
 
     def claim_next(self, stale_after_s: float = 120.0) -> Entry | None:
         """Take the oldest waiting recording for analysis (``None`` when there is none).
@@ -307,7 +380,7 @@ class Store:
         since_id: int,
     ) -> tuple[str, list[Any]]:
         """SQL condition and arguments of a history filter (column names are fixed here)."""
-        clauses, args = ["id > ?"], [since_id]
+        clauses, args = ["id > ?", "status != ?"], [since_id, RECEIVING]
         for column, value in (
             ("source", source),
             ("label", label),

@@ -40,6 +40,8 @@ HEARTBEAT_FILE = "worker.json"
 POLL_S = 0.2
 #: A heartbeat older than this means no worker is running.
 STALE_S = 5.0
+#: Seconds between looks for what a crash left unfinished (also done at start).
+RECOVER_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,12 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; one bad round is logged, never fatal."""
         log.info("analysis worker started (store %s)", self.service.store.path)
+        last_recovery = 0.0
         while not stop.is_set():
             try:
+                if time.monotonic() - last_recovery > RECOVER_EVERY_S:
+                    self.service.recover()  # what a crash of any process left unfinished
+                    last_recovery = time.monotonic()
                 for entry_id in self.run_once():
                     log.info("analysed entry %d", entry_id)
             except Exception:

@@ -154,23 +154,22 @@ async def create_analysis(
     With ``wait=false`` the recording is validated and queued (202); poll
     ``GET /v1/analyses/{id}`` until its status is ``done``.
     """
-    name, data, fields = await _one_recording(request, service.settings.max_upload_bytes)
-    site = fields.get("site", site)  # type: ignore[assignment]
-    patient_id = fields.get("patient_id", patient_id)
-    note = fields.get("note", note)
-    if not wait:
-        delivery = await slots.run(service.receive, data, source="api", site=site)
-        entry = service.get(delivery.entry_id)
-        return JSONResponse(analysis_out(entry).model_dump(mode="json"), status_code=202)
-    done = await slots.run(
-        service.analyse_upload,
-        data,
-        name,
-        source="api",
-        site=site,
-        patient_id=patient_id,
-        note=note,
-    )
+    with service.upload_slot():  # at most max_inflight_uploads bodies in memory
+        name, data, fields = await _one_recording(request, service.settings.max_upload_bytes)
+        site = fields.get("site", site)  # type: ignore[assignment]
+        patient_id = fields.get("patient_id", patient_id)
+        note = fields.get("note", note)
+        if not wait:
+            delivery = await slots.run(
+                service.receive, data, source="api", site=site,
+                client_id=request.headers.get("X-Recording-Id") or None,
+            )  # fmt: skip
+            entry = service.get(delivery.entry_id)
+            return JSONResponse(analysis_out(entry).model_dump(mode="json"), status_code=202)
+        done = await slots.run(
+            service.analyse_upload, data, name, source="api", site=site, patient_id=patient_id,
+            note=note,
+        )  # fmt: skip
     telemetry = request.app.state.telemetry
     telemetry.analyses.labels(done.result.label).inc()
     return analysis_out(done.entry)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -67,21 +67,37 @@ class Telemetry:
         self.started = time.time()
 
     def install(self, app: FastAPI) -> None:
-        @app.middleware("http")
-        async def measure(request: Request, call_next):
-            started = time.perf_counter()
-            status = 500
-            try:
-                response = await call_next(request)
-                status = response.status_code
-                return response
-            finally:
-                route = request.scope.get("route")
-                path = getattr(route, "path", "unmatched")
-                self.requests.labels(path, request.method, str(status)).inc()
-                self.latency.labels(path).observe(time.perf_counter() - started)
-                if status >= 400:
-                    self.errors.labels(path, str(status)).inc()
+        """Count and time every request (plain ASGI: errors pass through as themselves)."""
+        telemetry = self
+
+        class Measure:
+            def __init__(self, inner) -> None:
+                self.app = inner
+
+            async def __call__(self, scope, receive, send) -> None:
+                if scope["type"] != "http":
+                    await self.app(scope, receive, send)
+                    return
+                started = time.perf_counter()
+                status = [500]
+
+                async def record_status(message) -> None:
+                    if message["type"] == "http.response.start":
+                        status[0] = message["status"]
+                    await send(message)
+
+                try:
+                    await self.app(scope, receive, record_status)
+                finally:
+                    route = scope.get("route")
+                    path = getattr(route, "path", "unmatched")
+                    code = str(status[0])
+                    telemetry.requests.labels(path, scope["method"], code).inc()
+                    telemetry.latency.labels(path).observe(time.perf_counter() - started)
+                    if status[0] >= 400:
+                        telemetry.errors.labels(path, code).inc()
+
+        app.add_middleware(Measure)
 
     def response(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

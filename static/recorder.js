@@ -308,7 +308,10 @@
       status: 'sending',
     };
     state.items.unshift(item);
-    item.key = item.at.getTime() + '-' + item.localId;
+    // Also the recording's id for the desktop: a retry of a stored recording is not stored twice.
+    item.key = (window.crypto && crypto.randomUUID)
+      ? crypto.randomUUID()
+      : item.at.getTime() + '-' + item.localId + '-' + Math.random().toString(36).slice(2);
     item.saved = persist(item);
     send(item);
   }
@@ -391,7 +394,7 @@
     try {
       res = await fetch('/api/recordings?site=' + encodeURIComponent(item.site), {
         method: 'POST',
-        headers: { 'Content-Type': 'audio/wav', 'X-Auscult-Token': token },
+        headers: { 'Content-Type': 'audio/wav', 'X-Auscult-Token': token, 'X-Recording-Id': item.key },
         body: item.wav,
         cache: 'no-store',
       });
@@ -399,7 +402,7 @@
     } catch (e) {
       res = null;
     }
-    if (res && res.status === 201 && body.stored) {
+    if (res && (res.status === 201 || res.status === 200) && body.stored) {
       item.status = 'sent';
       item.entryId = body.id;
       item.storedMs = Math.round(performance.now() - item.stoppedAt);
@@ -410,11 +413,18 @@
       if (state.items[0] === item) setStatus('Sent ✓ — it is on the desktop.', 'ok');
       if (body.warnings && body.warnings.length) item.note = body.warnings.join('; ');
       state.items = state.items.filter((x, i) => x.status !== 'sent' || i < 5);
-    } else if (res && [413, 415, 422].includes(res.status)) {
+    } else if (res && [400, 413, 415, 422].includes(res.status)) {
+      // A final answer about this recording: sending it again would get the same one.
       item.status = 'refused';
       item.note = body.error || ('The desktop refused this recording (' + res.status + ').');
       unpersist(item);
       if (state.items[0] === item) setStatus('Not accepted: ' + item.note, 'bad');
+    } else if (res && ![403, 408, 429, 502, 503, 504].includes(res.status)) {
+      // The desktop has a problem that waiting will not fix (disk full, an error): keep the
+      // recording on the phone and let the person send it again once it is fixed.
+      item.status = 'held';
+      item.note = body.error || ('The desktop answered ' + res.status + '.');
+      if (state.items[0] === item) setStatus('Kept on this phone: ' + item.note, 'warn');
     } else {
       item.status = 'waiting';
       if (res && res.status === 403) {
@@ -426,7 +436,9 @@
           ? 'The desktop answered ' + res.status + '.'
           : 'The desktop cannot be reached: is the phone on the same Wi-Fi, and is Auscult still running?';
       }
-      const delay = RETRY_DELAYS_S[Math.min(item.attempts - 1, RETRY_DELAYS_S.length - 1)];
+      const asked = res ? Number(res.headers.get('Retry-After')) : 0;
+      const delay = Math.max(asked || 0,
+        RETRY_DELAYS_S[Math.min(item.attempts - 1, RETRY_DELAYS_S.length - 1)]);
       item.retryAt = Date.now() + delay * 1000;
       item.timer = setTimeout(() => send(item), delay * 1000);
       if (state.items[0] === item) setStatus('Not sent yet — kept on this phone and retried. ' + item.note, 'warn');
@@ -435,7 +447,7 @@
   }
 
   function retryAllNow() {
-    state.items.filter((i) => i.status === 'waiting').forEach(send);
+    state.items.filter((i) => i.status === 'waiting' || i.status === 'held').forEach(send);
   }
   window.addEventListener('online', retryAllNow);
   document.addEventListener('visibilitychange', () => {
@@ -459,9 +471,9 @@
       } else if (item.status === 'sending') {
         li.className = 'wait';
         st.textContent = 'Sending…';
-      } else if (item.status === 'waiting') {
+      } else if (item.status === 'waiting' || item.status === 'held') {
         li.className = 'wait';
-        st.textContent = 'Not sent yet';
+        st.textContent = item.status === 'held' ? 'Kept here' : 'Not sent yet';
         st.title = item.note || '';
         const b = document.createElement('button');
         b.type = 'button';

@@ -33,7 +33,7 @@ def test_image_runs_as_a_user_with_a_healthcheck_and_no_dev_tools():
 
 def test_image_copies_every_module_the_services_start():
     copied = " ".join(line for line in DOCKERFILE.splitlines() if line.startswith("COPY"))
-    for name in ("app.py", "api.py", "mobile_recorder.py", "config.py", "utils.py"):
+    for name in ("app.py", "api.py", "mobile_recorder.py", "config.py", "utils.py", "serving.py"):
         assert name in copied
     for package in ("auscult/", "desktop/", "restapi/", "static/", "models/"):
         assert package in copied

@@ -111,9 +111,9 @@ def test_unknown_site_is_refused(settings, store):
 
 def test_file_is_removed_when_the_store_refuses_the_row(settings, store, monkeypatch):
     def broken(**kwargs):
-        raise RuntimeError("disk full")
+        raise RuntimeError("the database is locked")
 
-    monkeypatch.setattr(store, "add_pending", broken)
+    monkeypatch.setattr(store, "add_receiving", broken)
     with pytest.raises(RuntimeError):
         deliver_recording(heart_wav(), store=store, settings=settings)
     assert list(settings.inbox_dir.iterdir()) == []
