@@ -102,6 +102,9 @@ class Settings:
     #: analyzer was started on its own.
     recorder_url: str = ""
     pairing_token: str = ""
+    #: Lifetime of a pairing code made by the launcher or the desktop (auscult/pairing.py).
+    #: A fixed ``pairing_token`` (containers) never expires.
+    pairing_ttl_s: float = 12 * 3600.0
 
     # --- derived paths -----------------------------------------------------------------
     @property

@@ -26,7 +26,6 @@ import importlib.util
 import os
 import queue
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -312,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import qr_generator
+    from auscult.pairing import Pairings
     from auscult.tls import ensure_certificate
     from serving import raise_open_files_limit
 
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     s = dataclasses.replace(s, lan_ip=args.lan_ip or "")
     lan = qr_generator.lan_address(s)
     cert = ensure_certificate(s.work_dir / "tls", lan.ip)
-    token = secrets.token_urlsafe(16)
+    token = Pairings(s).new_code().token  # renewable from the desktop, expires by itself
     phone_url = qr_generator.recorder_url(lan.ip, args.recorder_port, token)
     analyzer_url = f"http://{s.analyzer_host}:{args.port}"
     api_url = f"http://{s.api_host}:{args.api_port}"
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"The tunnel gave no public address (see {tunnel.log_path}); carrying "
                         "on with the LAN address."
                     )
-        env[TOKEN_ENV] = token
+        env.pop(TOKEN_ENV, None)  # the servers read the renewable code from the work folder
         env[URL_ENV] = phone_url
 
         # --- the servers and the worker ----------------------------------------------------------

@@ -13,7 +13,7 @@ Endpoints
 ---------
 ``GET /``                 the recording page (pairs with ``?t=<token>`` in the address)
 ``GET /healthz``          ``{"status": "ok"}`` for the launcher, no token needed
-``GET /api/session``      200 when the pairing token is right, 403 otherwise
+``GET /api/session``      200 when the pairing code is right and current, 403 otherwise
 ``POST /api/recordings``  raw audio body, token in ``X-Auscult-Token`` (or ``?t=``),
                           ``?site=mitral``; 201 once stored in the inbox with a pending row,
                           403 wrong token, 413 too large, 415 not audio, 422 unusable audio
@@ -26,8 +26,8 @@ from __future__ import annotations
 import argparse
 import hmac
 import logging
-import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -42,6 +42,7 @@ from auscult.errors import (
     NotPairedError,
     UploadTooLargeError,
 )
+from auscult.pairing import Pairings
 from auscult.service import Service
 from auscult.store import SITES, Store
 from config import PROJECT_ROOT, Settings, get_settings
@@ -108,15 +109,19 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"stored": False, "error": message}, status_code=status)
 
 
-def _check_token(request: Request, token: str) -> None:
-    """Raise NotPairedError unless the request carries the pairing token."""
+def _check_token(request: Request, pairing: Callable[[str], bool]) -> None:
+    """Raise NotPairedError unless the request carries a valid pairing code."""
     given = request.headers.get(TOKEN_HEADER) or request.query_params.get("t") or ""
-    # Constant-time comparison: the time taken says nothing about how much of it matched.
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    if not pairing(given):
         raise NotPairedError(
-            "this phone is not paired with the desktop (wrong or missing pairing code); "
-            "scan the QR code on the desktop again"
+            "this phone is not paired with the desktop (the pairing code is wrong, expired or "
+            "replaced by a new one); scan the QR code on the desktop again"
         )
+
+
+def _static_token(token: str) -> Callable[[str], bool]:
+    # Constant-time comparison: the time taken says nothing about how much of it matched.
+    return lambda given: hmac.compare_digest(given.encode(), token.encode())
 
 
 def _too_large(size: int, limit: int) -> UploadTooLargeError:
@@ -155,12 +160,12 @@ def create_app(
     store: Store | None = None,
     service: Service | None = None,
 ) -> FastAPI:
-    """The recording page app for one pairing ``token`` (a random one when not given)."""
+    """The recording page app. With ``token``, that one fixed pairing code (tests,
+    containers); without, the renewable, expiring code in ``<work_dir>/pairing.json``."""
     s = settings or get_settings()
-    pairing = token or secrets.token_urlsafe(16)
+    pairing = _static_token(token) if token else Pairings(s).check
     app = FastAPI(title="Auscult recorder", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(GZipMiddleware, minimum_size=800)
-    app.state.token = pairing
     app.state.settings = s
     # The service on the shared history store; this page never loads the model.
     app.state.service = service or Service(s, store or Store(s.db_path))
@@ -274,7 +279,8 @@ def _parse_args(argv: list[str] | None, s: Settings) -> argparse.Namespace:
     p.add_argument(
         "--token",
         default=s.pairing_token,
-        help=f"pairing token (default: ${TOKEN_ENV}, the pairing_token setting; random when unset)",
+        help=f"a fixed pairing token that never expires (default: ${TOKEN_ENV}); without it, "
+        "the renewable code in <work_dir>/pairing.json",
     )
     return p.parse_args(argv)
 
@@ -287,7 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     s = get_settings()
     args = _parse_args(argv, s)
-    token = args.token or secrets.token_urlsafe(16)
     if args.self_signed and not args.certfile:
         from auscult.tls import ensure_certificate
 
@@ -299,9 +304,13 @@ def main(argv: list[str] | None = None) -> int:
             "no --certfile: serving plain HTTP; phones only allow the microphone over HTTPS "
             "(use `python launcher.py`, which makes a certificate)"
         )
-    if not args.token:
-        log.info("pairing address: %s://<this computer>:%d/?t=%s", scheme, args.port, token)
-    app = create_app(s, token)
+    if not args.token:  # the renewable code the launcher or the desktop made, or a new one
+        pairings = Pairings(s)
+        code = pairings.current()
+        if code is None or not code.valid():
+            code = pairings.new_code()
+        log.info("pairing address: %s://<this computer>:%d/?t=%s", scheme, args.port, code.token)
+    app = create_app(s, args.token or None)
     serving.run(
         app,
         args.host,

@@ -190,10 +190,13 @@ class _Mixer:
             )
         if peak >= 0.999:
             self.clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
-        b64 = block.astype(np.float64)
-        self._sum += b64.sum(axis=0)
-        self._sumsq += np.einsum("ij,ij->j", b64, b64)
-        mono = block[:, 0] if self.channels == 1 else b64.mean(axis=1)
+        # Sums for the silence check: float64 totals of float32 block sums (BLAS for squares).
+        self._sum += block.sum(axis=0, dtype=np.float64)
+        self._sumsq += np.einsum("ij,ij->j", block, block, dtype=np.float32)
+        if self.channels == 1:
+            mono = block[:, 0]
+        else:
+            mono = block.mean(axis=1, dtype=np.float64)
         if self._buffer is not None and self.frames + n <= len(self._buffer):
             self._buffer[self.frames : self.frames + n] = mono
         else:

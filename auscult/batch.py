@@ -3,7 +3,7 @@
 UI-free and shared by the desktop app's Batch page and ``scripts/batch_predict.py``, so both
 write the same CSV (ARCHITECTURE.md §3)::
 
-    path,probability,label,duration_s,error,unsure_reason
+    path,probability,label,duration_s,error,unsure_reason,warnings
 
 A file that cannot be analysed gets an empty probability and label and a human message in
 ``error``; the run goes on with the next file.
@@ -46,7 +46,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The batch CSV contract: this order, extended at the end only, never renamed.
-CSV_COLUMNS = ("path", "probability", "label", "duration_s", "error", "unsure_reason")
+CSV_COLUMNS = (
+    "path", "probability", "label", "duration_s", "error", "unsure_reason", "warnings",
+)  # fmt: skip
 
 #: One input: a file path, or ``(name, encoded bytes)`` for uploads held in memory.
 BatchItem = str | Path | tuple[str, bytes]
@@ -79,6 +81,8 @@ class BatchRow:
             "duration_s": "" if self.duration_s is None else f"{self.duration_s:.2f}",
             "error": self.error,
             "unsure_reason": self.unsure_reason,
+            # e.g. a truncated file: analysed, but the reader must know it was not whole
+            "warnings": "; ".join(self.result.warnings) if self.result is not None else "",
         }
 
     @property

@@ -225,6 +225,25 @@ def test_phone_page_shows_the_launchers_qr_code(work, no_physionet, monkeypatch)
     assert any(url in c.value for c in at.code)
 
 
+def test_phone_page_shows_the_current_pairing_code_and_makes_a_new_one(
+    work, no_physionet, monkeypatch
+):
+    from auscult.pairing import Pairings
+
+    first = Pairings(work).new_code()
+    monkeypatch.setenv("AUSCULT_RECORDER_URL", f"https://192.168.1.20:8503/?t={first.token}")
+    get_settings.cache_clear()
+    at = run_page("phone")
+    assert [c.value for c in at.code] == [f"https://192.168.1.20:8503/?t={first.token}"]
+    assert "Pairing code valid until" in texts(at)
+    at.button(key="new_pairing_code").click()
+    at.run()
+    assert not at.exception
+    second = Pairings(work).current()
+    assert second.token != first.token
+    assert [c.value for c in at.code] == [f"https://192.168.1.20:8503/?t={second.token}"]
+
+
 def test_phone_page_without_launcher_explains_how_to_pair(work, no_physionet):
     at = run_page("phone")
     assert "launcher.py" in texts(at)

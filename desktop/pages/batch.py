@@ -77,7 +77,8 @@ def page_batch() -> None:
         return
     st.caption(
         "Many recordings at once. Every result is kept in History; the CSV has the same "
-        "columns as `scripts/batch_predict.py`: path, probability, label, duration_s, error."
+        "columns as `scripts/batch_predict.py`: path, probability, label, duration_s, error, "
+        "unsure_reason, warnings."
     )
     files = st.file_uploader(
         "Recordings", type=list(UPLOAD_TYPES), accept_multiple_files=True, key="batch_files"

@@ -7,9 +7,11 @@ analyses every recording whether this page is open or not.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import streamlit as st
 
+from auscult.pairing import PairingCode, Pairings, with_token
 from auscult.store import Entry
 from auscult.worker import read_heartbeat
 from config import get_settings
@@ -69,6 +71,21 @@ def inbox_feed() -> None:
             st.rerun(scope="app")
 
 
+def phone_address(settings) -> tuple[str, PairingCode | None]:
+    """The address the phone opens, with the current pairing code, and that code.
+
+    A fixed token (``pairing_token``, containers) stays in the address as given.
+    """
+    if not settings.recorder_url:
+        return "", None
+    if settings.pairing_token:
+        return settings.recorder_url, None
+    code = Pairings(settings).current()
+    if code is None:
+        return settings.recorder_url, None
+    return with_token(settings.recorder_url, code.token), code
+
+
 @st.cache_data(show_spinner=False)
 def _qr_png(url: str) -> bytes:
     from qr_generator import qr_png
@@ -81,19 +98,35 @@ def page_phone() -> None:
     st.title("Phone inbox")
     load_analyzer(settings)  # the model is ready before the first recording is opened
     qr_col, help_col, inbox_col = st.columns([0.8, 1.3, 2.9], gap="medium")
-    if settings.recorder_url:
+    url, code = phone_address(settings)
+    if url:
         with qr_col:
             try:
-                st.image(_qr_png(settings.recorder_url), width="stretch")
+                st.image(_qr_png(url), width="stretch")
             except Exception:  # a missing QR library still leaves the address
                 log.exception("QR code failed")
         with help_col:
             st.markdown("**Scan with the phone** to open the recording page:")
-            st.code(settings.recorder_url, language=None, wrap_lines=True)
+            st.code(url, language=None, wrap_lines=True)
             st.caption(
                 "Accept the certificate warning once, pick the site and press Record. "
                 "The recording appears here within a second."
             )
+            if code is not None:
+                until = datetime.fromtimestamp(code.expires_at).strftime("%H:%M")
+                if code.valid():
+                    st.caption(f":material/key: Pairing code valid until {until}.")
+                else:
+                    st.warning(f"The pairing code expired at {until}; make a new one.")
+                if st.button(
+                    "New pairing code",
+                    icon=":material/refresh:",
+                    key="new_pairing_code",
+                    help="The phones paired now must scan the new code; the old one stops "
+                    "working at once.",
+                ):
+                    Pairings(settings).new_code()
+                    st.rerun()
     else:
         with qr_col:
             st.info(
