@@ -61,10 +61,11 @@ class Settings:
     clip_warn_fraction: float = 0.01  # warn when ≥ 1 % of samples sit at full scale
     silence_rms: float = 1e-4  # RMS (full scale = 1) below which a recording is silent
     max_upload_bytes: int = 64 * 1024 * 1024
-    #: Uploads received at once per process (more get 503 + Retry-After at once), and of
-    #: those, recordings decoded at once (the rest wait up to ``decode_wait_s``): a long
-    #: 48 kHz recording costs ~200 MB while it is decoded.
-    max_inflight_uploads: int = 8
+    #: Bytes of uploads being received at once per process (an upload beyond gets 503 +
+    #: Retry-After at once; one that does not say its size counts as max_upload_bytes), and
+    #: recordings decoded at once (the rest wait up to ``decode_wait_s``): a long 48 kHz
+    #: recording costs ~200 MB while it is decoded.
+    max_inflight_upload_bytes: int = 512 * 1024 * 1024
     decode_workers: int = 2
     decode_wait_s: float = 30.0
 

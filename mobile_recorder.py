@@ -238,7 +238,8 @@ def create_app(
             await _drain(request, s.max_upload_bytes)
             raise
         service = get_service()
-        with service.upload_slot():  # at most max_inflight_uploads bodies in memory
+        declared = request.headers.get("content-length", "")
+        with service.upload_slot(int(declared) if declared.isdigit() else None):
             data = await _read_body(request, s.max_upload_bytes)
             delivery = await run_in_threadpool(
                 service.receive,

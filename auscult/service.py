@@ -105,27 +105,35 @@ class Service:
         self._analyzer = analyzer if isinstance(analyzer, Analyzer) else None
         self._load = analyzer if callable(analyzer) else (lambda: Analyzer(settings=self.settings))
         self._load_lock = threading.Lock()
-        self._uploads = threading.BoundedSemaphore(self.settings.max_inflight_uploads)
+        self._inflight_lock = threading.Lock()
+        self._inflight_bytes = 0
         self._decoding = threading.BoundedSemaphore(self.settings.decode_workers)
 
     # --- admission: bounded memory whatever arrives at once ------------------------------
     @contextmanager
-    def upload_slot(self) -> Iterator[None]:
-        """Hold one of ``max_inflight_uploads`` slots while a door reads and handles an upload.
+    def upload_slot(self, size: int | None = None) -> Iterator[None]:
+        """Reserve ``size`` bytes (the upload limit when unknown) of the in-flight budget
+        while a door reads and handles an upload.
 
-        Raises BusyError (503, Retry-After) at once when all are taken: a door never holds
-        more request bodies in memory than this.
+        Raises BusyError (503, Retry-After) at once when the budget
+        (``max_inflight_upload_bytes``) would be exceeded: however many phones send at once,
+        the bodies held in memory stay within it.
         """
-        if not self._uploads.acquire(blocking=False):
-            raise BusyError(
-                f"{self.settings.max_inflight_uploads} recordings are being received already; "
-                "send again in a few seconds",
-                retry_after_s=2,
-            )
+        limit = self.settings.max_upload_bytes
+        reserve = limit if size is None or size <= 0 else min(size, limit)
+        with self._inflight_lock:
+            if self._inflight_bytes + reserve > self.settings.max_inflight_upload_bytes:
+                raise BusyError(
+                    "many recordings are being received at this moment; send again in a few "
+                    "seconds",
+                    retry_after_s=2,
+                )
+            self._inflight_bytes += reserve
         try:
             yield
         finally:
-            self._uploads.release()
+            with self._inflight_lock:
+                self._inflight_bytes -= reserve
 
     @contextmanager
     def _decode_slot(self) -> Iterator[None]:

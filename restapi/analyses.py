@@ -154,7 +154,8 @@ async def create_analysis(
     With ``wait=false`` the recording is validated and queued (202); poll
     ``GET /v1/analyses/{id}`` until its status is ``done``.
     """
-    with service.upload_slot():  # at most max_inflight_uploads bodies in memory
+    declared = request.headers.get("content-length", "")
+    with service.upload_slot(int(declared) if declared.isdigit() else None):
         name, data, fields = await _one_recording(request, service.settings.max_upload_bytes)
         site = fields.get("site", site)  # type: ignore[assignment]
         patient_id = fields.get("patient_id", patient_id)
