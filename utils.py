@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import scipy.fft
@@ -84,34 +85,54 @@ class ModelInput:
 # --------------------------------------------------------------------------------------
 # decoding
 # --------------------------------------------------------------------------------------
-def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
-    """Return the raw bytes and a short name for messages."""
+@dataclass(frozen=True)
+class _Source:
+    """Where encoded audio comes from: opened as a stream, never read whole from disk."""
+
+    name: str  # for messages
+    size: int  # bytes
+    head: bytes  # the first bytes (container headers)
+    data: bytes | None = None  # in memory already (uploads)
+    path: Path | None = None
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")  # type: ignore[arg-type]
+
+
+_HEAD_BYTES = 1 << 16
+
+
+def _source(source: AudioSource) -> _Source:
     if isinstance(source, (bytes, bytearray)):
-        return bytes(source), "the upload"
+        data = bytes(source)
+        return _Source("the upload", len(data), data[:_HEAD_BYTES], data=data)
     path = Path(source)
     if not path.exists():
         raise InvalidAudioError(f"file not found: {path}; check the path and try again")
     if path.is_dir():
         raise InvalidAudioError(f"{path} is a folder, not an audio file")
-    return path.read_bytes(), path.name
+    with open(path, "rb") as f:
+        head = f.read(_HEAD_BYTES)
+    return _Source(path.name, path.stat().st_size, head, path=path)
 
 
-def _riff_data_missing(data: bytes) -> bool:
+def _riff_data_missing(head: bytes, size: int) -> bool:
     """Whether a RIFF/WAVE file's ``data`` chunk declares more bytes than the file holds.
 
     libsndfile quietly shrinks the frame count of such a file to what is present, so a
     truncated WAV cannot be told from a short one by ``frames``. Streaming writers that do
-    not know the length (size 0 or 0xFFFFFFFF) are not called truncated.
+    not know the length (size 0 or 0xFFFFFFFF) are not called truncated. ``head`` is the
+    start of the file, ``size`` its length in bytes.
     """
-    if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         return False
-    order = "little" if data[:4] == b"RIFF" else "big"
+    order = "little" if head[:4] == b"RIFF" else "big"
     offset = 12
-    while offset + 8 <= len(data):
-        size = int.from_bytes(data[offset + 4 : offset + 8], order)
-        if data[offset : offset + 4] == b"data":
-            return size not in (0, 0xFFFFFFFF) and size > len(data) - (offset + 8)
-        offset += 8 + size + (size & 1)
+    while offset + 8 <= len(head):
+        chunk = int.from_bytes(head[offset + 4 : offset + 8], order)
+        if head[offset : offset + 4] == b"data":
+            return chunk not in (0, 0xFFFFFFFF) and chunk > size - (offset + 8)
+        offset += 8 + chunk + (chunk & 1)
     return False
 
 
@@ -218,16 +239,18 @@ class _Mixer:
         return float(np.sqrt(max(float(variance.max()), 0.0)))
 
 
-def _decode_soundfile(data: bytes, name: str, s: Settings) -> tuple[_Mixer, bool] | None:
+def _decode_soundfile(src: _Source, s: Settings) -> tuple[_Mixer, bool] | None:
     """Decode with libsndfile block by block; (mixer, truncated), or None when it cannot read
     the format at all."""
     import soundfile as sf
 
+    stream = src.open()
     try:
-        f = sf.SoundFile(io.BytesIO(data))
+        f = sf.SoundFile(stream)
     except Exception:  # not a format libsndfile knows: try FFmpeg
+        stream.close()
         return None
-    with f:
+    with stream, f:
         mixer = _Mixer(f.samplerate, f.channels, s, f.frames if f.frames > 0 else None)
         as_int16 = f.subtype in _INT16_SUBTYPES
         while True:
@@ -240,10 +263,10 @@ def _decode_soundfile(data: bytes, name: str, s: Settings) -> tuple[_Mixer, bool
             if len(block) == 0:
                 break
             mixer.add(block)
-        truncated = mixer.frames < f.frames or _riff_data_missing(data)
+        truncated = mixer.frames < f.frames or _riff_data_missing(src.head, src.size)
     if truncated and mixer.frames == 0:
         raise InvalidAudioError(
-            f"{name} is truncated: it holds a header but no audio; record or export it again"
+            f"{src.name} is truncated: it holds a header but no audio; record or export it again"
         )
     return mixer, truncated
 
@@ -258,12 +281,12 @@ def _declared_frames(container, stream) -> int | None:
     return None
 
 
-def _decode_pyav(data: bytes, s: Settings) -> _Mixer:
+def _decode_pyav(src: _Source, s: Settings) -> _Mixer:
     """Decode compressed phone formats (webm/opus, mp4/aac, …) with FFmpeg via PyAV."""
     import av
 
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with src.open() as stream, av.open(stream, mode="r") as container:
             if not container.streams.audio:
                 raise NotAudioError("the file holds no audio track")
             stream = container.streams.audio[0]
@@ -336,13 +359,13 @@ def load_audio(source: AudioSource, settings: Settings | None = None) -> Recordi
     :class:`InvalidAudioError` when they are but cannot be analysed.
     """
     s = settings or get_settings()
-    data, name = _read_bytes(source)
-    if len(data) == 0:
-        raise NotAudioError(f"{name} is empty (0 bytes); record or export it again")
+    src = _source(source)
+    if src.size == 0:
+        raise NotAudioError(f"{src.name} is empty (0 bytes); record or export it again")
     warnings: list[str] = []
-    decoded = _decode_soundfile(data, name, s)
+    decoded = _decode_soundfile(src, s)
     if decoded is None:
-        mixer = _decode_pyav(data, s)
+        mixer = _decode_pyav(src, s)
     else:
         mixer, truncated = decoded
         if truncated:

@@ -23,6 +23,9 @@ __all__ = ["ModelRunner", "sha256_of"]
 
 log = logging.getLogger(__name__)
 
+#: Windows per interpreter call (a 2-minute recording is one call).
+MAX_BATCH = 64
+
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -99,6 +102,17 @@ class ModelRunner:
         The network's sigmoid output, before calibration (see :attr:`calibration`).
         """
         x = np.asarray(windows, dtype=np.float32)[..., None]
+        if len(x) <= MAX_BATCH:
+            return self._invoke(x)
+        # A 10-minute recording has ~300 windows: at once, the first layer's activations
+        # alone would take ~120 MB. In fixed batches (the last one padded) memory stays
+        # small and the interpreter is not resized for every length.
+        n = len(x)
+        padded = np.concatenate([x, np.zeros((-n % MAX_BATCH, *x.shape[1:]), np.float32)])
+        out = [self._invoke(padded[i : i + MAX_BATCH]) for i in range(0, len(padded), MAX_BATCH)]
+        return np.concatenate(out)[:n]
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
         with self._lock:
             if x.shape[0] != self._batch:
                 self._interpreter.resize_tensor_input(self._input["index"], list(x.shape))

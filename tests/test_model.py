@@ -125,3 +125,12 @@ def test_adversarial_head_shares_the_features_and_reverses_their_gradient():
     g_plain = tape.gradient(plain, model.get_layer("conv0").kernel)
     g_rev = tape.gradient(reversed_, model.get_layer("conv0").kernel)
     np.testing.assert_allclose(g_rev.numpy(), -0.5 * g_plain.numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_many_windows_are_scored_in_batches_exactly_as_one_by_one():
+    runner = ModelRunner.from_settings()
+    x = np.random.default_rng(0).standard_normal((150, 32, 200)).astype(np.float32)
+    batched = runner.predict(x)  # 150 windows: three calls of 64, the last padded
+    singles = np.concatenate([runner.predict(x[i : i + 1]) for i in range(0, 150, 7)])
+    np.testing.assert_allclose(batched[::7], singles, rtol=1e-5, atol=1e-6)
+    assert batched.shape == (150,)
