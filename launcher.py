@@ -411,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
                     "false",
                     "--server.fileWatcherType",
                     "none",
+                    # DNS rebinding: a web page whose name resolves to 127.0.0.1 must not
+                    # reach the analyzer (history, pairing code) through the browser.
+                    "--server.allowedHosts",
+                    "localhost",
+                    "--server.allowedHosts",
+                    "127.0.0.1",
                 ],
                 env,
                 logs / "analyzer.log",

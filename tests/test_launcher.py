@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -138,6 +139,19 @@ def get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
         return r.status, r.read()
 
 
+def websocket_upgrade(port: int, host: str) -> bytes:
+    """The status line Streamlit answers a websocket upgrade from a page at ``host``."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: http://{host}:{port}"
+        f"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: streamlit\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request.encode())
+        return s.recv(200).split(b"\r\n")[0]
+
+
 def port_closed(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -272,6 +286,13 @@ def test_launcher_serves_all_prints_qr_and_stops_cleanly_on_sigterm(
             f"phone upload analysed by the worker {time.monotonic() - sent:.2f} s after it arrived"
         )
         assert json.loads(get(f"http://127.0.0.1:{run.api_port}/health")[1])["ready"]
+        # DNS rebinding: the analyzer's websocket answers only its own host names
+        assert websocket_upgrade(run.port, "evil.example") == b"HTTP/1.1 403 Forbidden"
+        assert websocket_upgrade(run.port, "127.0.0.1") == b"HTTP/1.1 101 Switching Protocols"
+        # history, logs and the pairing code are this user's only
+        work = tmp_path / "work"
+        for private in (work / "auscult.db", work / "logs" / "recorder.log", work / "pairing.json"):
+            assert private.stat().st_mode & 0o077 == 0, private
         assert f"http://127.0.0.1:{run.api_port}/docs" in run.output
 
         children = run.descendants()
