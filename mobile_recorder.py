@@ -35,12 +35,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
+import serving
 from auscult.errors import (
     AuscultError,
     BusyError,
     InvalidRequestError,
     NotPairedError,
-    UploadTooLargeError,
 )
 from auscult.pairing import Pairings
 from auscult.service import Service
@@ -122,26 +122,6 @@ def _check_token(request: Request, pairing: Callable[[str], bool]) -> None:
 def _static_token(token: str) -> Callable[[str], bool]:
     # Constant-time comparison: the time taken says nothing about how much of it matched.
     return lambda given: hmac.compare_digest(given.encode(), token.encode())
-
-
-def _too_large(size: int, limit: int) -> UploadTooLargeError:
-    return UploadTooLargeError(
-        f"the recording is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB — record a "
-        "shorter stretch"
-    )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing early (from Content-Length) or as soon as it passes ``limit``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(len(body), limit)
-    return bytes(body)
 
 
 async def _drain(request: Request, limit: int) -> None:
@@ -240,7 +220,7 @@ def create_app(
         service = get_service()
         declared = request.headers.get("content-length", "")
         with service.upload_slot(int(declared) if declared.isdigit() else None):
-            data = await _read_body(request, s.max_upload_bytes)
+            data = await serving.read_body(request, s.max_upload_bytes)
             delivery = await run_in_threadpool(
                 service.receive,
                 data,
@@ -287,8 +267,6 @@ def _parse_args(argv: list[str] | None, s: Settings) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import serving
-
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

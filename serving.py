@@ -22,7 +22,7 @@ import logging
 import resource
 from typing import Any
 
-from auscult.errors import AuscultError
+from auscult.errors import AuscultError, UploadTooLargeError
 from config import get_settings
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "GuardedH11Protocol",
     "RequestTooSlowError",
     "raise_open_files_limit",
+    "read_body",
     "run",
 ]
 
@@ -41,6 +42,19 @@ class RequestTooSlowError(AuscultError):
 
     http_status = 408
     title = "The recording arrived too slowly"
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """A request body, refused from its Content-Length or as soon as it passes ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadTooLargeError.of(int(declared), limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UploadTooLargeError.of(len(body), limit)
+    return bytes(body)
 
 
 def raise_open_files_limit() -> tuple[int, int]:

@@ -47,6 +47,14 @@ class UploadTooLargeError(AuscultError):
     http_status = 413
     title = "The recording is too large"
 
+    @classmethod
+    def of(cls, size: int, limit: int) -> UploadTooLargeError:
+        """The error for an upload of ``size`` bytes against a limit of ``limit``."""
+        return cls(
+            f"the recording is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB — record "
+            "or send a shorter stretch (10–30 s is enough)"
+        )
+
 
 class InvalidRequestError(AuscultError, ValueError):
     """A request names something that does not exist here (an unknown site, a bad filter)."""

@@ -218,10 +218,7 @@ def deliver_recording(
     if client_id is not None and not (0 < len(client_id) <= 100 and client_id.isprintable()):
         raise InvalidRequestError("the recording id must be 1–100 printable characters")
     if len(data) > s.max_upload_bytes:
-        raise UploadTooLargeError(
-            f"the recording is {len(data) / 1e6:.1f} MB; the limit is "
-            f"{s.max_upload_bytes / 1e6:.0f} MB — record a shorter stretch (10–30 s is enough)"
-        )
+        raise UploadTooLargeError.of(len(data), s.max_upload_bytes)
     if client_id is not None and (known := store.by_client_id(source, client_id)) is not None:
         return _delivery_of(known, len(data), duplicate=True)
     # Decoding raises NotAudioError (HTTP 415), validation InvalidAudioError (422).

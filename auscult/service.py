@@ -192,11 +192,7 @@ class Service:
             _check_text("note", note),
         )
         if len(data) > self.settings.max_upload_bytes:
-            raise UploadTooLargeError(
-                f"the recording is {len(data) / 1e6:.1f} MB; the limit is "
-                f"{self.settings.max_upload_bytes / 1e6:.0f} MB — send a shorter stretch "
-                "(10–30 s is enough)"
-            )
+            raise UploadTooLargeError.of(len(data), self.settings.max_upload_bytes)
         analyzer = self.analyzer  # a missing model is said before waiting for a slot
         with self._decode_slot():
             started = time.perf_counter()

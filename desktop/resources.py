@@ -94,6 +94,14 @@ def load_analyzer(settings: Settings | None = None) -> tuple[Analyzer | None, st
         return None, f"the model could not be loaded ({type(exc).__name__}: {exc})"
 
 
+def model_ready(settings: Settings) -> bool:
+    """Load the model for a page that analyses; say why on the page when it cannot be."""
+    _, problem = load_analyzer(settings)
+    if problem:
+        st.error(f"The model is not available: {problem}", icon=":material/error:")
+    return problem is None
+
+
 def demo_recordings(settings: Settings) -> tuple[Demo, ...]:
     """The demo list, built once per process and data location."""
     return _demo_recordings(str(settings.work_dir), str(settings.data_dir))

@@ -18,6 +18,7 @@ from auscult.store import SITES
 from restapi.deps import AnalysisSlots, get_service, get_slots, require_key
 from restapi.problems import PROBLEM_RESPONSES, _problem_schema
 from restapi.schemas import AnalysisOut, HistoryOut, analysis_out
+from serving import read_body
 
 __all__ = ["router"]
 
@@ -77,32 +78,12 @@ _UPLOAD_ERRORS = {
 }
 
 
-def _too_large(size: int, limit: int) -> UploadTooLargeError:
-    return UploadTooLargeError(
-        f"the recording is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB — send a "
-        "shorter stretch (10–30 s is enough)"
-    )
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The raw body, refused as soon as it passes ``limit`` (or says it will)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(len(body), limit)
-    return bytes(body)
-
-
 async def _file_bytes(upload: Any, limit: int) -> tuple[str, bytes]:
     if not isinstance(upload, UploadFile):
         raise InvalidRequestError("the form field must be a file, not text")
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise _too_large(len(data), limit)
+        raise UploadTooLargeError.of(len(data), limit)
     return upload.filename or "upload", data
 
 
@@ -114,10 +95,10 @@ async def _one_recording(request: Request, limit: int) -> tuple[str, bytes, dict
     """(file name, bytes, form fields) from a multipart form or a raw body."""
     if not _is_form(request):
         name = request.query_params.get("filename") or "upload"
-        return name, await _body(request, limit), {}
+        return name, await read_body(request, limit), {}
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise _too_large(int(declared), limit)
+        raise UploadTooLargeError.of(int(declared), limit)
     form = await request.form(max_files=1, max_fields=10)
     if "file" not in form:
         raise InvalidRequestError("the form has no `file` field with the recording")
@@ -200,7 +181,7 @@ async def create_batch(
         raise InvalidRequestError("send the recordings as a multipart form with `files` fields")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > 4 * limit:
-        raise _too_large(int(declared), 4 * limit)
+        raise UploadTooLargeError.of(int(declared), 4 * limit)
     form = await request.form(max_files=MAX_BATCH_FILES, max_fields=10)
     uploads = form.getlist("files")
     if not uploads:

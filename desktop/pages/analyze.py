@@ -13,7 +13,7 @@ from auscult.reading import DISCLAIMER
 from auscult.service import Analysed
 from auscult.store import SITES
 from config import get_settings
-from desktop.resources import demo_recordings, load_analyzer, service
+from desktop.resources import demo_recordings, model_ready, service
 from desktop.views import MEDIA_TYPES, UPLOAD_TYPES, Shown, render_result
 
 __all__ = ["page_analyze"]
@@ -41,9 +41,7 @@ def page_analyze() -> None:
     settings = get_settings()
     st.title("Analyze a heart sound")
     st.caption(f":material/medical_information: {DISCLAIMER}")
-    _, problem = load_analyzer(settings)
-    if problem:
-        st.error(f"The model is not available: {problem}", icon=":material/error:")
+    if not model_ready(settings):
         return
     svc = service(settings)
 

@@ -11,7 +11,7 @@ import streamlit as st
 from auscult.batch import BatchRow, audio_paths, csv_text
 from auscult.reading import DISCLAIMER
 from config import get_settings
-from desktop.resources import load_analyzer, service
+from desktop.resources import model_ready, service
 from desktop.views import PERCENT_COLUMN, UPLOAD_TYPES, coloured
 
 __all__ = ["page_batch"]
@@ -71,9 +71,7 @@ def page_batch() -> None:
     settings = get_settings()
     st.title("Batch analysis")
     st.caption(f":material/medical_information: {DISCLAIMER}")
-    _, problem = load_analyzer(settings)
-    if problem:
-        st.error(f"The model is not available: {problem}", icon=":material/error:")
+    if not model_ready(settings):
         return
     st.caption(
         "Many recordings at once. Every result is kept in History; the CSV has the same "
