@@ -350,9 +350,15 @@ class Store:
             ).fetchall()
         return [self._entry(r) for r in rows]
 
-    def count(
-        self,
-        *,
+    def count(self, **filters: str | None) -> int:
+        """How many rows :meth:`entries` would list with these filters and no limit."""
+        where, args = self._where(**filters)
+        with self._tx() as c:
+            row = c.execute(f"SELECT COUNT(*) FROM analyses WHERE {where}", args).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def _where(
         source: str | None = None,
         label: str | None = None,
         status: str | None = None,
@@ -360,24 +366,7 @@ class Store:
         patient_id: str | None = None,
         since: str | None = None,
         until: str | None = None,
-    ) -> int:
-        """How many rows :meth:`entries` would list without a limit."""
-        where, args = self._where(source, label, status, site, patient_id, since, until, 0)
-        with self._tx() as c:
-            return int(
-                c.execute(f"SELECT COUNT(*) FROM analyses WHERE {where}", args).fetchone()[0]
-            )
-
-    @staticmethod
-    def _where(
-        source: str | None,
-        label: str | None,
-        status: str | None,
-        site: str | None,
-        patient_id: str | None,
-        since: str | None,
-        until: str | None,
-        since_id: int,
+        since_id: int = 0,
     ) -> tuple[str, list[Any]]:
         """SQL condition and arguments of a history filter (column names are fixed here)."""
         clauses, args = ["id > ?", "status != ?"], [since_id, RECEIVING]
