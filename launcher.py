@@ -30,18 +30,24 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from config import PROJECT_ROOT, Settings, get_settings
+from supervisor import (
+    Child,
+    group_gone,
+    report_dead,
+    say,
+    start_child,
+    stop_children,
+    wait_healthy,
+)
 
 __all__ = ["Child", "check_dependencies", "main", "port_problem", "tunnel_url_from_line"]
 
@@ -72,13 +78,6 @@ CLOUDFLARED_HELP = (
 )
 
 
-def say(message: str = "") -> None:
-    print(message, flush=True)
-
-
-# --------------------------------------------------------------------------------------
-# checks
-# --------------------------------------------------------------------------------------
 def check_dependencies(modules: dict[str, str] | None = None) -> list[str]:
     """Packages that are missing, as install hints (empty when all are there)."""
     missing = []
@@ -111,113 +110,6 @@ def tunnel_url_from_line(line: str) -> str | None:
     return match.group(0) if match else None
 
 
-# --------------------------------------------------------------------------------------
-# child processes
-# --------------------------------------------------------------------------------------
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child after fork
-    """Linux: the child gets SIGTERM if the launcher itself is killed (no orphans)."""
-    _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-_LIBC = None
-if sys.platform.startswith("linux"):
-    try:
-        import ctypes
-
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-    except OSError:  # pragma: no cover
-        _LIBC = None
-
-
-@dataclass
-class Child:
-    """A server the launcher started, in its own process group."""
-
-    name: str
-    process: subprocess.Popen
-    log_path: Path
-    _log: IO[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join("    " + line for line in text.splitlines()[-lines:])
-
-
-def start_child(
-    name: str, cmd: list[str], env: dict[str, str], log_path: Path, *, stderr_pipe: bool = False
-) -> Child:
-    """Start ``cmd`` in a new process group with output to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "wb")
-    kwargs: dict = {}
-    if os.name == "posix":
-        kwargs["start_new_session"] = True
-        if _LIBC is not None:
-            kwargs["preexec_fn"] = _die_with_parent
-    else:  # pragma: no cover - Windows
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-    process = subprocess.Popen(
-        cmd,
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.PIPE if stderr_pipe else subprocess.STDOUT,
-        **kwargs,
-    )
-    return Child(name, process, log_path, log)
-
-
-def _signal_group(child: Child, sig: int) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(child.process.pid, sig)
-        elif sig == signal.SIGTERM:  # pragma: no cover - Windows
-            child.process.terminate()
-        else:  # pragma: no cover
-            child.process.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_gone(child: Child) -> bool:
-    if child.process.poll() is None:
-        return False
-    if os.name != "posix":  # pragma: no cover
-        return True
-    try:
-        os.killpg(child.process.pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return True
-    return False
-
-
-def stop_children(children: list[Child], timeout: float = 6.0) -> None:
-    """SIGTERM every process group, then SIGKILL what is left after ``timeout`` seconds."""
-    for child in children:
-        _signal_group(child, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not all(_group_gone(c) for c in children):
-        time.sleep(0.05)
-    for child in children:
-        if not _group_gone(child):
-            _signal_group(child, signal.SIGKILL)
-            try:
-                child.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                pass
-        if child._log is not None:
-            child._log.close()
-            child._log = None
-
-
 def _answers(url: str, expect: str, context: ssl.SSLContext | None = None) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as r:
@@ -232,6 +124,102 @@ def _worker_alive(settings: Settings, pid: int) -> bool:
 
     beat = read_heartbeat(settings)
     return beat is not None and beat.pid == pid and beat.alive()
+
+
+def _start_tunnel(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    logs: Path,
+    children: list[Child],
+    stop: threading.Event,
+) -> str | None:
+    """Start cloudflared for the phone page; its public address, or None (said why)."""
+    exe = shutil.which("cloudflared")
+    if exe is None:
+        say(CLOUDFLARED_HELP)
+        return None
+    say("Starting a cloudflared tunnel for the phone page…")
+    cmd = [exe, "tunnel", "--url", f"https://localhost:{args.recorder_port}", "--no-tls-verify"]
+    tunnel = start_child("tunnel", cmd, env, logs / "tunnel.log", stderr_pipe=True)
+    children.append(tunnel)
+    found: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_tunnel, args=(tunnel, found), daemon=True).start()
+    deadline = time.monotonic() + args.tunnel_timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            return found.get(timeout=0.2)
+        except queue.Empty:
+            if not tunnel.alive:
+                break
+    say(f"The tunnel gave no public address (see {tunnel.log_path}); using the LAN address.")
+    return None
+
+
+def _server_commands(
+    args: argparse.Namespace, s: Settings, app_path: Path, recorder_host: str, cert
+) -> dict[str, list[str]]:
+    """The command line of each child: analyzer, phone page, REST API, analysis worker."""
+    py = sys.executable
+    analyzer = [
+        py, "-m", "streamlit", "run", str(app_path),
+        "--server.address", s.analyzer_host, "--server.port", str(args.port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        # DNS rebinding: a web page whose name resolves to 127.0.0.1 must not reach the
+        # analyzer (history, pairing code) through the browser.
+        "--server.allowedHosts", "localhost", "--server.allowedHosts", "127.0.0.1",
+    ]  # fmt: skip
+    recorder = [
+        py, str(PROJECT_ROOT / "mobile_recorder.py"), "--host", recorder_host,
+        "--port", str(args.recorder_port),
+        "--certfile", str(cert.cert_path), "--keyfile", str(cert.key_path),
+    ]  # fmt: skip
+    api = [
+        py, str(PROJECT_ROOT / "api.py"), "--host", s.api_host, "--port", str(args.api_port),
+        "--no-worker",
+    ]  # fmt: skip
+    worker = [py, "-m", "auscult.worker"]
+    return {"analyzer": analyzer, "recorder": recorder, "api": api, "worker": worker}
+
+
+def _announce(
+    args: argparse.Namespace,
+    lan,
+    token: str,
+    phone_url: str,
+    analyzer_url: str,
+    api_url: str,
+    logs: Path,
+) -> None:
+    """Print the addresses and the QR code, and open the analyzer in the browser."""
+    import qr_generator
+
+    say()
+    say("Auscult is running.")
+    say(f"  Analyzer (this computer):  {analyzer_url}")
+    lan_url = qr_generator.recorder_url(lan.ip, args.recorder_port, token)
+    say(f"  Phone recording page:      {phone_url}")
+    if phone_url != lan_url:
+        say(f"  … on the same Wi-Fi:       {lan_url}")
+    say(f"  … on this computer:        https://localhost:{args.recorder_port}/?t={token}")
+    say(f"  REST API:                  {api_url}   (docs: {api_url}/docs)")
+    if phone_url == lan_url:
+        say(f"  LAN address {lan.ip}: {lan.reason}")
+        say(
+            "  Scan this with the phone's camera (phone on the same Wi-Fi). The phone warns "
+            "about the self-signed certificate once: choose Advanced → Proceed / Visit."
+        )
+    else:
+        say("  Scan this with the phone's camera (works from any network, via the tunnel).")
+    say()
+    say(qr_generator.qr_text(phone_url))
+    say()
+    say(f"  Logs: {logs}   ·   Press Ctrl-C to stop.")
+    if not args.no_browser:
+        try:
+            webbrowser.open(analyzer_url)
+        except Exception:  # no browser on this machine: the address is printed above
+            pass
 
 
 def _read_tunnel(child: Child, found: queue.Queue) -> None:
@@ -351,109 +339,15 @@ def main(argv: list[str] | None = None) -> int:
 
         # --- tunnel first: its public address goes into the children's environment ----
         if args.tunnel:
-            exe = shutil.which("cloudflared")
-            if exe is None:
-                say(CLOUDFLARED_HELP)
-            else:
-                say("Starting a cloudflared tunnel for the phone page…")
-                tunnel = start_child(
-                    "tunnel",
-                    [
-                        exe,
-                        "tunnel",
-                        "--url",
-                        f"https://localhost:{args.recorder_port}",
-                        "--no-tls-verify",
-                    ],
-                    env,
-                    logs / "tunnel.log",
-                    stderr_pipe=True,
-                )
-                children.append(tunnel)
-                found: queue.Queue = queue.Queue()
-                threading.Thread(target=_read_tunnel, args=(tunnel, found), daemon=True).start()
-                deadline = time.monotonic() + args.tunnel_timeout
-                public = None
-                while public is None and time.monotonic() < deadline and not stop.is_set():
-                    try:
-                        public = found.get(timeout=0.2)
-                    except queue.Empty:
-                        if not tunnel.alive:
-                            break
-                if public:
-                    phone_url = f"{public}/?t={token}"
-                else:
-                    say(
-                        f"The tunnel gave no public address (see {tunnel.log_path}); carrying "
-                        "on with the LAN address."
-                    )
+            public = _start_tunnel(args, env, logs, children, stop)
+            if public:
+                phone_url = f"{public}/?t={token}"
         env.pop(TOKEN_ENV, None)  # the servers read the renewable code from the work folder
         env[URL_ENV] = phone_url
 
-        # --- the servers and the worker ----------------------------------------------------------
-        py = sys.executable
-        children.append(
-            start_child(
-                "analyzer",
-                [
-                    py,
-                    "-m",
-                    "streamlit",
-                    "run",
-                    str(app_path),
-                    "--server.address",
-                    s.analyzer_host,
-                    "--server.port",
-                    str(args.port),
-                    "--server.headless",
-                    "true",
-                    "--browser.gatherUsageStats",
-                    "false",
-                    "--server.fileWatcherType",
-                    "none",
-                    # DNS rebinding: a web page whose name resolves to 127.0.0.1 must not
-                    # reach the analyzer (history, pairing code) through the browser.
-                    "--server.allowedHosts",
-                    "localhost",
-                    "--server.allowedHosts",
-                    "127.0.0.1",
-                ],
-                env,
-                logs / "analyzer.log",
-            )
-        )
-        children.append(
-            start_child(
-                "recorder",
-                [
-                    py,
-                    str(PROJECT_ROOT / "mobile_recorder.py"),
-                    "--host",
-                    recorder_host,
-                    "--port",
-                    str(args.recorder_port),
-                    "--certfile",
-                    str(cert.cert_path),
-                    "--keyfile",
-                    str(cert.key_path),
-                ],
-                env,
-                logs / "recorder.log",
-            )
-        )
-
-        children.append(
-            start_child(
-                "api",
-                [py, str(PROJECT_ROOT / "api.py"), "--host", s.api_host, "--port",
-                 str(args.api_port), "--no-worker"],
-                env,
-                logs / "api.log",
-            )
-        )  # fmt: skip
-        children.append(
-            start_child("worker", [py, "-m", "auscult.worker"], env, logs / "worker.log")
-        )
+        # --- the servers and the worker ---------------------------------------------
+        for name, cmd in _server_commands(args, s, app_path, recorder_host, cert).items():
+            children.append(start_child(name, cmd, env, logs / f"{name}.log"))
 
         # --- wait for all ------------------------------------------------------------
         probe_host = "127.0.0.1" if recorder_host in ("0.0.0.0", "::", "") else recorder_host
@@ -468,82 +362,30 @@ def main(argv: list[str] | None = None) -> int:
             "worker": lambda: _worker_alive(s, worker_pid),
         }
         say("Starting the analyzer, the phone recording page, the REST API and the worker…")
-        healthy: set[str] = set()
-        deadline = time.monotonic() + args.startup_timeout
-        while healthy != set(checks) and not stop.is_set():
-            dead = [c for c in children if not c.alive]
-            if dead:
-                return _report_dead(dead, children)
-            if time.monotonic() > deadline:
-                late = ", ".join(sorted(set(checks) - healthy))
-                say(f"Timed out after {args.startup_timeout:.0f} s waiting for: {late}.")
-                for c in children:
-                    if c.name in set(checks) - healthy:
-                        say(f"  end of {c.log_path}:\n{c.log_tail()}")
-                stop_children(children)
-                return 1
-            for name, check in checks.items():
-                if name not in healthy and check():
-                    healthy.add(name)
-            if healthy != set(checks):
-                stop.wait(0.25)
+        failed = wait_healthy(children, checks, args.startup_timeout, stop)
+        if failed is not None:
+            return failed
         if stop.is_set():
             stop_children(children)
             say("Stopped.")
             return 0
 
         # --- tell the user ------------------------------------------------------------
-        say()
-        say("Auscult is running.")
-        say(f"  Analyzer (this computer):  {analyzer_url}")
-        lan_url = qr_generator.recorder_url(lan.ip, args.recorder_port, token)
-        say(f"  Phone recording page:      {phone_url}")
-        if phone_url != lan_url:
-            say(f"  … on the same Wi-Fi:       {lan_url}")
-        say(f"  … on this computer:        https://localhost:{args.recorder_port}/?t={token}")
-        say(f"  REST API:                  {api_url}   (docs: {api_url}/docs)")
-        if phone_url == lan_url:
-            say(f"  LAN address {lan.ip}: {lan.reason}")
-            say(
-                "  Scan this with the phone's camera (phone on the same Wi-Fi). The phone warns "
-                "about the self-signed certificate once: choose Advanced → Proceed / Visit."
-            )
-        else:
-            say("  Scan this with the phone's camera (works from any network, via the tunnel).")
-        say()
-        say(qr_generator.qr_text(phone_url))
-        say()
-        say(f"  Logs: {logs}   ·   Press Ctrl-C to stop.")
-        if not args.no_browser:
-            try:
-                webbrowser.open(analyzer_url)
-            except Exception:  # no browser on this machine: the address is printed above
-                pass
+        _announce(args, lan, token, phone_url, analyzer_url, api_url, logs)
 
         # --- watch ----------------------------------------------------------------------
         while not stop.wait(0.5):
             dead = [c for c in children if not c.alive]
             if dead:
-                return _report_dead(dead, children)
+                return report_dead(dead, children)
         say(f"\nStopping ({stop_reason[0] if stop_reason else 'request'})…")
         stop_children(children)
         say("Stopped.")
         return 0
     finally:
-        stop_children([c for c in children if not _group_gone(c)])
+        stop_children([c for c in children if not group_gone(c)])
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _report_dead(dead: list[Child], children: list[Child]) -> int:
-    for child in dead:
-        say(f"The {child.name} stopped unexpectedly (exit code {child.process.returncode}).")
-        tail = child.log_tail()
-        if tail:
-            say(f"  End of {child.log_path}:\n{tail}")
-    say("Stopping the rest.")
-    stop_children(children)
-    return 1
 
 
 if __name__ == "__main__":
