@@ -16,7 +16,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY config.py utils.py app.py api.py mobile_recorder.py qr_generator.py launcher.py serving.py ./
+COPY config.py utils.py app.py api.py mobile_recorder.py qr_generator.py launcher.py serving.py \
+     supervisor.py ./
 COPY auscult/ auscult/
 COPY desktop/ desktop/
 COPY restapi/ restapi/
