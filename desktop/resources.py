@@ -35,6 +35,7 @@ class Demo:
 
 
 _ANALYZERS: dict[tuple[str, str], Analyzer] = {}
+_WORKER_STOPS: list[threading.Event] = []
 _ANALYZERS_LOCK = threading.Lock()
 
 
@@ -75,8 +76,16 @@ def _ensure_worker(service: Service) -> None:
     beat = read_heartbeat(service.settings)
     if beat is not None and beat.alive():
         return
-    Worker(service).start_thread(threading.Event())
+    stop = threading.Event()
+    _WORKER_STOPS.append(stop)
+    Worker(service).start_thread(stop)
     log.info("no analysis worker was running: started one in the analyzer process")
+
+
+def stop_workers() -> None:
+    """Stop the worker threads this process started (tests; the process ending does too)."""
+    while _WORKER_STOPS:
+        _WORKER_STOPS.pop().set()
 
 
 def load_analyzer(settings: Settings | None = None) -> tuple[Analyzer | None, str | None]:

@@ -24,7 +24,7 @@ from auscult.errors import InvalidAudioError
 from auscult.service import Service
 from auscult.store import Store
 from config import PROJECT_ROOT, Settings, get_settings
-from desktop.resources import find_demo_recordings
+from desktop.resources import find_demo_recordings, stop_workers
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = ("analyze", "phone", "batch", "history", "monitoring", "model")
@@ -45,6 +45,7 @@ def work(tmp_path, monkeypatch) -> Settings:
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     yield get_settings()
+    stop_workers()  # the worker thread the app started for this work folder
     get_settings.cache_clear()
 
 
