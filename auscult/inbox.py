@@ -39,7 +39,7 @@ from auscult.errors import (
     StorageFullError,
     UploadTooLargeError,
 )
-from auscult.store import SITES, SOURCES, Store
+from auscult.store import RECEIVING, SITES, SOURCES, Entry, Store
 from config import Settings, get_settings
 
 __all__ = [
@@ -219,7 +219,7 @@ def deliver_recording(
         raise InvalidRequestError("the recording id must be 1–100 printable characters")
     if len(data) > s.max_upload_bytes:
         raise UploadTooLargeError.of(len(data), s.max_upload_bytes)
-    if client_id is not None and (known := store.by_client_id(source, client_id)) is not None:
+    if client_id is not None and (known := _settled(store, source, client_id)) is not None:
         return _delivery_of(known, len(data), duplicate=True)
     # Decoding raises NotAudioError (HTTP 415), validation InvalidAudioError (422).
     try:
@@ -257,7 +257,9 @@ def deliver_recording(
         part.unlink(missing_ok=True)  # only our own hidden file: never one a row points to
         store.delete(entry_id)
         raise
-    store.mark_pending(entry_id)
+    if not store.mark_pending(entry_id):  # a retry of this recording took over meanwhile
+        target.unlink(missing_ok=True)
+        raise InvalidRequestError("this recording was sent again meanwhile; the retry stored it")
     log.info("stored %s (%.1f s, %d Hz, site %s) as entry %d", name, duration, rate, site, entry_id)
     return Delivery(
         entry_id=entry_id,
@@ -269,6 +271,31 @@ def deliver_recording(
         site=site,
         warnings=warnings,
     )
+
+
+#: How long a retry waits for an earlier delivery of the same recording to finish.
+_TAKE_OVER_AFTER_S = 2.0
+
+
+def _settled(store: Store, source: str, client_id: str) -> Entry | None:
+    """The stored entry of a recording sent before, or None to store it (again).
+
+    An earlier delivery still *receiving* either finishes within moments or died with its
+    process (the sender got no answer, hence this retry): after a short wait its row is
+    taken over — kept when its file is in place, removed when it never landed.
+    """
+    deadline = time.monotonic() + _TAKE_OVER_AFTER_S
+    while (known := store.by_client_id(source, client_id)) is not None:
+        if known.status != RECEIVING:
+            return known
+        if known.audio_path and Path(known.audio_path).is_file():
+            store.mark_pending(known.id)  # landed; its process died before saying so
+            return store.get(known.id)
+        if time.monotonic() > deadline:
+            store.delete(known.id)  # never landed: this retry stores it
+            return None
+        time.sleep(0.05)
+    return None
 
 
 def _delivery_of(entry, size: int, *, duplicate: bool) -> Delivery:

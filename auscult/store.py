@@ -191,13 +191,15 @@ class Store:
             )
             return int(cur.lastrowid)
 
-    def mark_pending(self, entry_id: int) -> None:
-        """The file is in place: the worker may analyse it now."""
+    def mark_pending(self, entry_id: int) -> bool:
+        """The file is in place: the worker may analyse it now. False when the row is gone
+        (a retry of the same recording took over after this delivery stalled)."""
         with self._tx() as c:
-            c.execute(
+            cur = c.execute(
                 "UPDATE analyses SET status='pending' WHERE id=? AND status=?",
                 (entry_id, RECEIVING),
             )
+            return cur.rowcount == 1
 
     def by_client_id(self, source: str, client_id: str) -> Entry | None:
         with self._tx() as c:

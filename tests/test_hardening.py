@@ -4,6 +4,8 @@ bounded uploads in flight, human answers for every failure, and crash debris set
 from __future__ import annotations
 
 import errno
+import http.client
+import json
 import os
 import random
 import signal
@@ -240,11 +242,9 @@ def test_killing_the_receiver_at_random_never_loses_or_doubles_a_recording(
                 )
                 try:
                     with urllib.request.urlopen(request, timeout=5) as r:
-                        import json
-
                         answered[recording_id] = json.loads(r.read())["id"]
-                except (OSError, urllib.error.HTTPError):
-                    time.sleep(0.05)  # killed mid-request: send it again
+                except (OSError, http.client.HTTPException, ValueError):
+                    time.sleep(0.05)  # killed mid-request or mid-answer: send it again
     finally:
         done.set()
         thread.join()
@@ -352,3 +352,31 @@ def test_a_body_that_stalls_is_answered_408(guarded_page, wav):
             answer += chunk
     assert answer.startswith("HTTP/1.1 408")
     assert "stopped arriving" in answer
+
+
+def test_a_retry_after_a_delivery_died_half_way_stores_the_recording(
+    service, settings, wav, monkeypatch
+):
+    monkeypatch.setattr(inbox, "_TAKE_OVER_AFTER_S", 0.1)
+    # the first attempt died after its row, before its file landed
+    service.store.add_receiving(
+        source="phone", filename="x.wav", audio_path=settings.inbox_dir / "x.wav", client_id="r1"
+    )
+    retry = service.receive(wav, client_id="r1")
+    assert not retry.duplicate
+    (entry,) = service.store.entries()
+    assert (entry.id, entry.status, entry.client_id) == (retry.entry_id, "pending", "r1")
+    assert Path(entry.audio_path).is_file()
+
+
+def test_a_retry_after_the_file_landed_gets_the_first_entry(service, settings, wav):
+    settings.inbox_dir.mkdir(parents=True)
+    landed = settings.inbox_dir / "landed.wav"
+    landed.write_bytes(wav)
+    first = service.store.add_receiving(
+        source="phone", filename=landed.name, audio_path=landed, client_id="r2"
+    )
+    retry = service.receive(wav, client_id="r2")
+    assert (retry.entry_id, retry.duplicate) == (first, True)
+    assert service.get(first).status == "pending"
+    assert len(service.store.entries()) == 1
