@@ -3,7 +3,8 @@
 UI-free and shared by the desktop app's Batch page and ``scripts/batch_predict.py``, so both
 write the same CSV (ARCHITECTURE.md §3)::
 
-    path,probability,label,duration_s,error,unsure_reason,warnings
+    path,probability,label,duration_s,error,unsure_reason,quality,heart_rate_bpm,site,warnings,
+    model_version
 
 A file that cannot be analysed gets an empty probability and label and a human message in
 ``error``; the run goes on with the next file.
@@ -47,7 +48,8 @@ log = logging.getLogger(__name__)
 
 #: The batch CSV contract: this order, extended at the end only, never renamed.
 CSV_COLUMNS = (
-    "path", "probability", "label", "duration_s", "error", "unsure_reason", "warnings",
+    "path", "probability", "label", "duration_s", "error", "unsure_reason",
+    "quality", "heart_rate_bpm", "site", "warnings", "model_version",
 )  # fmt: skip
 
 #: One input: a file path, or ``(name, encoded bytes)`` for uploads held in memory.
@@ -67,6 +69,7 @@ class BatchRow:
     duration_s: float | None
     error: str  # "" when the analysis succeeded
     result: AnalysisResult | None = None  # the full result, for storing in history
+    site: str | None = None  # auscultation site, when the caller knows it
 
     @property
     def ok(self) -> bool:
@@ -74,6 +77,7 @@ class BatchRow:
 
     def csv_values(self) -> dict[str, str]:
         """The row as the CSV contract spells it (empty strings for missing values)."""
+        r = self.result
         return {
             "path": self.path,
             "probability": "" if self.probability is None else f"{self.probability:.4f}",
@@ -81,8 +85,14 @@ class BatchRow:
             "duration_s": "" if self.duration_s is None else f"{self.duration_s:.2f}",
             "error": self.error,
             "unsure_reason": self.unsure_reason,
+            "quality": "" if r is None else f"{r.quality:.2f}",
+            "heart_rate_bpm": ""
+            if r is None or r.heart_rate_bpm is None
+            else f"{r.heart_rate_bpm:.0f}",
+            "site": self.site or "",
             # e.g. a truncated file: analysed, but the reader must know it was not whole
-            "warnings": "; ".join(self.result.warnings) if self.result is not None else "",
+            "warnings": "" if r is None else "; ".join(r.warnings),
+            "model_version": "" if r is None else r.model_version,
         }
 
     @property

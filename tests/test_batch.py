@@ -52,7 +52,9 @@ def _wav(path: Path, seconds: float = 5.0, amp: float = 0.3, rate: int = 4000) -
 
 def test_csv_columns_are_the_contract():
     assert CSV_COLUMNS[:5] == ("path", "probability", "label", "duration_s", "error")
-    assert CSV_COLUMNS[5:] == ("unsure_reason", "warnings")  # extended at the end, in order
+    assert CSV_COLUMNS[5:] == (  # extended at the end, in order
+        "unsure_reason", "quality", "heart_rate_bpm", "site", "warnings", "model_version",
+    )  # fmt: skip
 
 
 def test_broken_file_gets_error_row_and_the_run_goes_on(tmp_path):
@@ -93,8 +95,8 @@ def test_csv_text_has_header_and_empty_cells_for_errors():
     ]
     parsed = list(csv.reader(io.StringIO(csv_text(rows))))
     assert parsed[0] == list(CSV_COLUMNS)
-    assert parsed[1] == ["a.wav", "0.1235", "normal", "12.35", "", "", ""]
-    assert parsed[2] == ["b.wav", "", "", "", "the upload is empty (0 bytes)", "", ""]
+    assert parsed[1] == ["a.wav", "0.1235", "normal", "12.35", "", "", "", "", "", "", ""]
+    assert parsed[2] == ["b.wav", "", "", "", "the upload is empty (0 bytes)"] + [""] * 6
 
 
 def test_write_csv_to_path(tmp_path):
@@ -136,4 +138,7 @@ def test_warnings_reach_the_csv(tmp_path, wav_bytes, heart_8k):
     truncated = data[: len(data) // 2]  # the header still claims the whole length
     (row,) = analyze_many([("cut.wav", truncated)], Analyzer())
     assert row.label in ("normal", "abnormal", "unsure")
-    assert "truncated" in row.csv_values()["warnings"]
+    values = row.csv_values()
+    assert "truncated" in values["warnings"]
+    assert 0 <= float(values["quality"]) <= 1
+    assert values["model_version"] == row.result.model_version

@@ -37,7 +37,9 @@ def test_batch_predict_writes_the_contract_and_survives_a_broken_file(tmp_path):
     with open(out, newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames[:5] == ["path", "probability", "label", "duration_s", "error"]
-        assert reader.fieldnames[5:] == ["unsure_reason", "warnings"]  # extended at the end only
+        assert reader.fieldnames[5:] == [
+            "unsure_reason", "quality", "heart_rate_bpm", "site", "warnings", "model_version",
+        ]  # fmt: skip  # extended at the end only
         rows = {Path(r["path"]).name: r for r in reader}
     assert set(rows) == {"good.wav", "broken.wav"}
     assert rows["good.wav"]["label"] in {"normal", "abnormal", "unsure"}

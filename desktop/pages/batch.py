@@ -76,7 +76,7 @@ def page_batch() -> None:
     st.caption(
         "Many recordings at once. Every result is kept in History; the CSV has the same "
         "columns as `scripts/batch_predict.py`: path, probability, label, duration_s, error, "
-        "unsure_reason, warnings."
+        "unsure_reason, quality, heart_rate_bpm, site, warnings, model_version."
     )
     files = st.file_uploader(
         "Recordings", type=list(UPLOAD_TYPES), accept_multiple_files=True, key="batch_files"
