@@ -17,6 +17,8 @@ import streamlit as st
 
 import utils
 from auscult.analyzer import AnalysisResult
+from auscult.errors import AuscultError
+from auscult.listening import playable_wav
 from auscult.plots import LABEL_COLOURS, analysis_figure, figure_png, gauge_figure
 from auscult.reading import DISCLAIMER, percent_pair, reading
 from auscult.service import Analysed
@@ -24,12 +26,6 @@ from auscult.store import Entry
 from config import Settings
 from desktop.resources import service
 
-MEDIA_TYPES = {
-    ".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
-    ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4", ".mp4": "audio/mp4",
-    ".aac": "audio/aac", ".webm": "audio/webm", ".aif": "audio/aiff", ".aiff": "audio/aiff",
-    ".caf": "audio/x-caf",
-}  # fmt: skip
 #: File endings offered in the upload dialogs.
 UPLOAD_TYPES = tuple(e.lstrip(".") for e in utils.SUPPORTED_EXTENSIONS)
 _TINTS = {"normal": "#ebfbee", "abnormal": "#fff5f5", "unsure": "#fff9db"}
@@ -156,6 +152,20 @@ def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
     return cache[(shown.key, which)]
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _listening_wav(path: str, mtime: float, bell: bool) -> bytes | None:
+    del mtime  # cache key: a changed file is converted again
+    try:
+        return playable_wav(path, bell=bell)
+    except AuscultError:
+        return None
+
+
+def listening_wav(path: str, bell: bool) -> bytes | None:
+    """The recording as a WAV every browser plays (browsers refuse PhysioNet's 2 kHz)."""
+    return _listening_wav(path, Path(path).stat().st_mtime, bell)
+
+
 def result_card(label: str, headline: str, subtitle: str) -> None:
     colour = LABEL_COLOURS.get(label, "#495057")
     st.markdown(
@@ -219,14 +229,17 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
     else:
         st.info("The audio file of this analysis is no longer there, so there are no plots.")
 
-    audio, download = st.columns([3, 1], vertical_alignment="center")
-    with audio:
-        if shown.audio_path and Path(shown.audio_path).is_file():
-            path = Path(shown.audio_path)
-            st.audio(
-                path.read_bytes(),
-                format=MEDIA_TYPES.get(path.suffix.lower(), "audio/wav"),
-            )
+    audio, bell_col, download = st.columns([2.4, 0.9, 1], vertical_alignment="center")
+    if shown.audio_path and Path(shown.audio_path).is_file():
+        bell = bell_col.toggle(
+            "Bell (25–400 Hz)",
+            key=f"{key}-bell",
+            help="Listen as through a stethoscope's bell: heart sounds and murmurs, no hiss",
+        )
+        with audio:
+            wav = listening_wav(shown.audio_path, bell)
+            if wav is not None:
+                st.audio(wav, format="audio/wav")
     with download:
         st.download_button(
             "Download result (JSON)",

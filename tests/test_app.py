@@ -528,3 +528,29 @@ def test_demo_list_without_synthetic_module_still_works(settings, monkeypatch):
     demos = find_demo_recordings(dataclasses.replace(settings, data_dir=Path("/nonexistent")))
     assert demos == []
     shutil.rmtree(settings.work_dir, ignore_errors=True)
+
+
+def test_a_2khz_physionet_recording_plays_as_an_8khz_wav(work, physionet_dir, monkeypatch):
+    import io
+
+    import soundfile as sf
+
+    monkeypatch.setenv("AUSCULT_DATA_DIR", str(physionet_dir))
+    get_settings.cache_clear()
+    at = run_page("analyze")
+    demo = at.selectbox(key="demo_choice")
+    physionet = next(i for i, t in enumerate(demo.options) if "PhysioNet" in str(t))
+    demo.set_value(physionet)
+    at.run()
+    at.button[0].click()  # analyse it: the result view has its own player and a bell toggle
+    at.run()
+    assert not at.exception
+    players = at.get("audio")
+    assert len(players) == 2  # the demo picker's and the result's
+    at.toggle(key="analyze-bell").set_value(True)
+    at.run()
+    assert not at.exception
+    from desktop.views import listening_wav
+
+    wav = listening_wav(str(next(physionet_dir.glob("training-a/*.flac"))), bell=True)
+    assert sf.info(io.BytesIO(wav)).samplerate == 8000

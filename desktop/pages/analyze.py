@@ -14,7 +14,7 @@ from auscult.service import Analysed
 from auscult.store import SITES
 from config import get_settings
 from desktop.resources import demo_recordings, model_ready, service
-from desktop.views import MEDIA_TYPES, UPLOAD_TYPES, Shown, render_result
+from desktop.views import UPLOAD_TYPES, Shown, listening_wav, render_result
 
 __all__ = ["page_analyze"]
 
@@ -80,10 +80,9 @@ def page_analyze() -> None:
             )
             go, listen = st.columns([1, 2.2], vertical_alignment="center")
             with listen:
-                path = demos[choice].path
-                st.audio(
-                    path.read_bytes(), format=MEDIA_TYPES.get(path.suffix.lower(), "audio/wav")
-                )
+                wav = listening_wav(str(demos[choice].path), bell=False)
+                if wav is not None:
+                    st.audio(wav, format="audio/wav")
             if go.button("Analyse demo", icon=":material/play_arrow:", type="primary"):
                 demo = demos[choice]
                 st.session_state.upload_done = uploaded.file_id if uploaded is not None else None

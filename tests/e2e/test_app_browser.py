@@ -83,6 +83,24 @@ def test_upload_shows_the_result_card(server, page, recordings):
     screenshot(page, "analyze")
 
 
+def test_a_2khz_upload_plays_in_the_browser(server, page, recordings):
+    url, _ = server
+    upload, _ = recordings  # a PhysioNet FLAC at 2 kHz: browsers refuse to play it as it is
+    page.goto(url)
+    page.get_by_role("button", name="Analyse demo").wait_for(timeout=30_000)
+    page.locator("input[type=file]").first.set_input_files(str(upload))
+    page.locator(".auscult-card").wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('audio').length >= 2", timeout=15_000)
+    player = page.locator("audio").nth(1)  # the result's player (the demo picker's is first)
+    page.wait_for_function(
+        "a => a.readyState >= 1 && isFinite(a.duration) && a.duration > 0",
+        arg=player.element_handle(),
+        timeout=15_000,
+    )
+    assert player.evaluate("a => a.error") is None
+    assert abs(player.evaluate("a => a.duration") - 35.5) < 1.0  # a0001 is 35.5 s long
+
+
 def test_bad_upload_shows_an_error_and_the_app_keeps_working(server, page, tmp_path):
     url, _ = server
     bad = tmp_path / "notes.wav"
