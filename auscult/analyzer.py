@@ -116,7 +116,7 @@ def _reason(
     pattern = f"abnormal pattern in {n_abnormal} of {n_windows} windows"
     if label == "abnormal":
         return f"{pattern} — consider referral for echocardiography or a specialist review"
-    return f"{pattern} — no murmur-like pattern found; routine follow-up"
+    return f"{pattern} — no abnormal pattern found; routine follow-up"
 
 
 class Analyzer:

@@ -259,11 +259,14 @@ def gauge_figure(
     threshold: float,
     label: str,
     band: tuple[float, float] | None = None,
+    reliable: bool = True,
 ) -> Figure:
     """A half-dial from 0 to 100 %: green below the threshold, red above, needle at ``probability``.
 
-    For ``label == "unsure"`` the needle is amber: the number is shown but not to be trusted.
-    ``band`` (low, high), when given, is drawn amber: the borderline band around the threshold.
+    For ``label == "unsure"`` the needle is amber; ``band`` (low, high), when given, is drawn
+    amber: the borderline band around the threshold. A recording too poor to judge
+    (``reliable=False``) gets a grey dial with no needle and no number: a guess must not
+    look like a reading.
     """
     p = float(np.clip(probability, 0.0, 1.0))
     t = float(np.clip(threshold, 0.0, 1.0))
@@ -274,6 +277,15 @@ def gauge_figure(
 
     def angle(v: float) -> float:  # 0 → 180°, 1 → 0°
         return 180.0 * (1.0 - v)
+
+    if not reliable:
+        ax.add_patch(Wedge((0, 0), 1.0, 0, 180, width=0.22, color=_MUTED, alpha=0.35))
+        ax.text(0, 0.25, "not judged", ha="center", va="center", fontsize=15,
+                fontweight="bold", color=_MUTED)  # fmt: skip
+        ax.text(0, -0.12, "record again", ha="center", va="top", fontsize=10, color=_MUTED)
+        ax.set_xlim(-1.15, 1.15)
+        ax.set_ylim(-0.55, 1.25)
+        return fig
 
     ax.add_patch(Wedge((0, 0), 1.0, angle(t), 180, width=0.22, color=_GREEN, alpha=0.85))
     ax.add_patch(Wedge((0, 0), 1.0, 0, angle(t), width=0.22, color=_RED, alpha=0.85))

@@ -124,15 +124,15 @@ def reading(result: AnalysisResult) -> Reading:
             "Consider referral for echocardiography or a specialist review, "
             "together with the clinical picture."
         )
-        subtitle = "murmur-like pattern found"
+        subtitle = "abnormal heart sound — needs review"
     else:
         above = "none" if k == 0 else f"only {k}"
-        summary = f"No murmur-like pattern: {above} of {n} windows above the threshold {numbers}."
+        summary = f"No abnormal pattern: {above} of {n} windows above the threshold {numbers}."
         next_step = (
             "Nothing in this recording calls for action; follow up as usual. If there are "
             "symptoms or clinical concern, examine and refer regardless."
         )
-        subtitle = "no murmur-like pattern found"
+        subtitle = "no abnormal pattern found"
     return Reading(
         label=result.label,
         headline=HEADLINES.get(result.label, result.label.title()),

@@ -126,7 +126,10 @@ def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
     if (shown.key, which) not in cache:
         r = shown.result
         if which == "gauge":
-            png = figure_png(gauge_figure(r.probability, r.threshold, r.label, r.band), dpi=120)
+            png = figure_png(
+                gauge_figure(r.probability, r.threshold, r.label, r.band, reliable=r.reliable),
+                dpi=120,
+            )
         else:
             png = None
             mi = shown.model_input or service(settings).model_input(shown.audio_path)
@@ -198,13 +201,17 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
         a, b = st.columns(2)
         p_text, t_text = percent_pair(r.probability, r.threshold)
         a.metric(
-            "Probability abnormal" if r.reliable else "Probability (unreliable)",
-            p_text,
-            help=f"decision threshold {t_text}"
-            + (
-                f"; borderline (unsure) from {r.band[0]:.0%} to {r.band[1]:.0%}"
-                if r.band[1] > r.band[0]
-                else ""
+            "Chance of abnormal",
+            p_text if r.reliable else "—",
+            help=(
+                f"calibrated on the validation records; decision threshold {t_text}"
+                + (
+                    f"; borderline (unsure) from {r.band[0]:.0%} to {r.band[1]:.0%}"
+                    if r.band[1] > r.band[0]
+                    else ""
+                )
+                if r.reliable
+                else "not shown: the recording is too poor for the model's number to mean anything"
             ),
         )
         b.metric("Heart rate", f"{r.heart_rate_bpm:.0f} bpm" if r.heart_rate_bpm else "—")
@@ -220,6 +227,12 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
         st.markdown(f"**Next step:** {read.next_step}")
         for tip in read.tips:
             st.markdown(f"- {tip}")
+    if shown.source == "phone":
+        st.info(
+            "Recorded with a phone: the model learned from electronic stethoscopes, and phone "
+            "recordings are outside its training data — weigh this result with extra care.",
+            icon=":material/smartphone:",
+        )
     for warning in r.warnings:
         st.warning(warning, icon=":material/warning:")
 

@@ -135,7 +135,7 @@ def test_demo_analysis_shows_result_card_and_is_stored(work, no_physionet):
     assert "Decision support, not a diagnosis" in body
     assert "Next step" in body
     labels = {m.label for m in at.metric}
-    assert {"Probability abnormal", "Heart rate", "Recording quality", "Duration"} <= labels
+    assert {"Chance of abnormal", "Heart rate", "Recording quality", "Duration"} <= labels
     assert at.get("download_button"), "JSON download is offered"
     assert len(at.get("image")) >= 2  # gauge and plots
     entries = Store(work.db_path).entries()
@@ -554,3 +554,22 @@ def test_a_2khz_physionet_recording_plays_as_an_8khz_wav(work, physionet_dir, mo
 
     wav = listening_wav(str(next(physionet_dir.glob("training-a/*.flac"))), bell=True)
     assert sf.info(io.BytesIO(wav)).samplerate == 8000
+
+
+def test_phone_results_carry_a_device_note_and_a_poor_recording_shows_no_number(
+    work, no_physionet, analyzer, wav_bytes, heart_8k, noise_8k
+):
+    svc = Service(work, analyzer=analyzer)
+    phone = svc.receive(wav_bytes(heart_8k, 8000), site="mitral")
+    svc.process_pending()
+    at = run_page("history", history_shown=phone.entry_id)
+    assert not at.exception
+    assert any("Recorded with a phone" in i.value for i in at.info)
+
+    poor = svc.analyse_upload(wav_bytes(noise_8k, 8000), "noise.wav")
+    assert not poor.result.reliable
+    at = run_page("history", history_shown=poor.entry.id)
+    assert not at.exception
+    chance = next(m for m in at.metric if m.label == "Chance of abnormal")
+    assert chance.value == "—"
+    assert not any("Recorded with a phone" in i.value for i in at.info)

@@ -102,3 +102,13 @@ def test_unreliable_result_is_drawn_in_grey():
     for span in fig.axes[0].patches:
         r, g, b, _ = span.get_facecolor()
         assert max(r, g, b) - min(r, g, b) < 0.05, "grey, not red: noise must not look like disease"
+
+
+def test_a_recording_too_poor_to_judge_gets_no_needle_and_no_number():
+    from auscult.plots import gauge_figure
+
+    fig = gauge_figure(0.77, 0.2, "unsure", reliable=False)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "not judged" in texts
+    assert not any("%" in t for t in texts)  # no 77 %, no threshold to anchor on
+    assert not fig.axes[0].lines  # no needle

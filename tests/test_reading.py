@@ -87,3 +87,10 @@ def test_percent_pair_adds_a_decimal_only_when_needed():
 
 def test_disclaimer_says_decision_support():
     assert DISCLAIMER.startswith("Decision support, not a diagnosis")
+
+
+def test_labels_say_what_the_model_can_say_not_a_lesion():
+    abnormal = reading(result(label="abnormal", probability=0.6, probs=(0.6, 0.7, 0.5)))
+    normal = reading(result(label="normal", probability=0.05, probs=(0.01, 0.02, 0.03)))
+    assert abnormal.subtitle == "abnormal heart sound — needs review"
+    assert "murmur" not in abnormal.subtitle + normal.subtitle

@@ -23,7 +23,7 @@ def a_result(label: str = "normal", probability: float = 0.12) -> AnalysisResult
         probability=probability,
         threshold=0.5,
         reliable=label != "unsure",
-        reason="abnormal pattern in 0 of 9 windows — no murmur-like pattern found",
+        reason="abnormal pattern in 0 of 9 windows — no abnormal pattern found",
         duration_s=20.0,
         sample_rate=48000,
         channels=1,

@@ -97,7 +97,7 @@ class Timeline:
     upload_at: float  # its upload request starts
     stored_ms: int  # the phone page's own stop → "stored on the desktop" (201) figure
     card_at: float  # the result card's text is rendered visible on the desktop
-    card: str  # the card's text, e.g. "Abnormal\nmurmur-like pattern found"
+    card: str  # the card's text, e.g. "Abnormal\nabnormal heart sound — needs review"
     caption: str  # the line above the card: "<file> · phone · site: mitral · <time>"
 
 
