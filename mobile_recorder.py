@@ -14,6 +14,8 @@ Endpoints
 ``GET /``                 the recording page (pairs with ``?t=<token>`` in the address)
 ``GET /healthz``          ``{"status": "ok"}`` for the launcher, no token needed
 ``GET /api/session``      200 when the pairing code is right and current, 403 otherwise
+``GET /api/recordings/{id}``  what the desktop made of a recording this phone sent: status,
+                          and once analysed the label, quality and what to do (token needed)
 ``POST /api/recordings``  raw audio body, token in ``X-Auscult-Token`` (or ``?t=``),
                           ``?site=mitral``; 201 once stored in the inbox with a pending row,
                           403 wrong token, 413 too large, 415 not audio, 422 unusable audio
@@ -103,6 +105,27 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def phone_answer(entry) -> dict:
+    """What the phone shows about a recording it sent: short, plain, never a bare number."""
+    if entry.status in ("pending", "analysing", "receiving"):
+        return {"status": "analysing"}
+    if entry.status == "error":
+        return {"status": "failed", "say": entry.error or "the desktop could not analyse it"}
+    result = entry.result or {}
+    label = result.get("label", "")
+    quality = "good" if (result.get("quality") or 0) >= 0.6 else "fair"
+    if label == "unsure" and not result.get("borderline"):
+        say = "Too poor to judge — record again, pressing firmly in a quiet room."
+        quality = "poor"
+    elif label == "unsure":
+        say = "Borderline — record again at another site; see the desktop."
+    elif label == "abnormal":
+        say = "Abnormal heart sound — needs review; see the desktop."
+    else:
+        say = "No abnormal pattern found; see the desktop for details."
+    return {"status": "done", "label": label, "quality": quality, "say": say}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -203,6 +226,14 @@ def create_app(
         return JSONResponse(
             {"paired": True, "sites": list(SITES), "max_upload_bytes": s.max_upload_bytes}
         )
+
+    @app.get("/api/recordings/{entry_id:int}")
+    async def answer(entry_id: int, request: Request) -> JSONResponse:
+        _check_token(request, pairing)
+        entry = get_service().store.get(entry_id)
+        if entry is None or entry.source != "phone":
+            return _error(404, "this recording is not on the desktop (it may have been deleted)")
+        return JSONResponse(phone_answer(entry))
 
     @app.post("/api/recordings")
     async def upload(request: Request) -> JSONResponse:

@@ -412,6 +412,7 @@
       unpersist(item);
       if (state.items[0] === item) setStatus('Sent ✓ — it is on the desktop.', 'ok');
       if (body.warnings && body.warnings.length) item.note = body.warnings.join('; ');
+      followAnswer(item);
       state.items = state.items.filter((x, i) => x.status !== 'sent' || i < 5);
     } else if (res && [400, 413, 415, 422].includes(res.status)) {
       // A final answer about this recording: sending it again would get the same one.
@@ -446,6 +447,29 @@
     renderItems();
   }
 
+  // The person holding the phone sees what the desktop made of the recording.
+  async function followAnswer(item, tries = 0) {
+    if (tries > 60) return;
+    let answer = null;
+    try {
+      const res = await fetch('/api/recordings/' + item.entryId, {
+        headers: { 'X-Auscult-Token': token }, cache: 'no-store',
+      });
+      if (res.ok) answer = await res.json();
+    } catch (e) { answer = null; }
+    if (!answer || answer.status === 'analysing') {
+      setTimeout(() => followAnswer(item, tries + 1), 500);
+      return;
+    }
+    item.answer = answer;
+    if (state.items[0] === item) {
+      const kind = answer.label === 'normal' ? 'ok' : (answer.status === 'failed' ? 'bad' : 'warn');
+      setStatus('Sent ✓ — ' + answer.say, kind);
+    }
+    document.body.dataset.lastAnswer = answer.label || answer.status;
+    renderItems();
+  }
+
   function retryAllNow() {
     state.items.filter((i) => i.status === 'waiting' || i.status === 'held').forEach(send);
   }
@@ -467,7 +491,9 @@
       st.className = 'st';
       if (item.status === 'sent') {
         li.className = 'ok';
-        st.textContent = 'Sent ✓';
+        st.textContent = item.answer && item.answer.label
+          ? 'Sent ✓ · ' + item.answer.label + ' · quality ' + item.answer.quality
+          : 'Sent ✓';
       } else if (item.status === 'sending') {
         li.className = 'wait';
         st.textContent = 'Sending…';

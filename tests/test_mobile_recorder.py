@@ -265,3 +265,20 @@ def test_compressed_phone_formats_are_accepted_too(client, store, container, cod
     assert r.status_code == 201, r.text
     assert r.json()["filename"].endswith(suffix)
     assert store.get(r.json()["id"]).status == "pending"
+
+
+def test_the_phone_is_told_what_the_desktop_made_of_its_recording(client, store, settings):
+    r = upload(client, heart_wav(8.0))
+    entry_id = r.json()["id"]
+    ask = {mobile_recorder.TOKEN_HEADER: TOKEN}
+    assert client.get(f"/api/recordings/{entry_id}", headers=ask).json() == {"status": "analysing"}
+    from auscult.service import Service
+
+    Service(settings, store).process_pending()  # what the worker does
+    answer = client.get(f"/api/recordings/{entry_id}", headers=ask).json()
+    assert answer["status"] == "done"
+    assert answer["label"] in ("normal", "abnormal", "unsure")
+    assert answer["quality"] in ("good", "fair", "poor")
+    assert answer["say"].endswith(".")
+    assert client.get(f"/api/recordings/{entry_id}").status_code == 403  # needs the token
+    assert client.get("/api/recordings/9999", headers=ask).status_code == 404

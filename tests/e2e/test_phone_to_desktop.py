@@ -193,11 +193,19 @@ def journey(desktop_url: str, phone_url: str, wav: Path) -> Timeline:
 
             stored_seen_at, stored_ms = phone.evaluate("[window.__storedSeenAt, window.__storedMs]")
             card_at, card_text = desktop.evaluate("[window.__cardAt, window.__cardText]")
-            uploads = [r for r in requests if "/api/recordings" in r.url]
+            uploads = [r for r in requests if "/api/recordings" in r.url and r.method == "POST"]
             assert len(uploads) == 1, [r.url for r in uploads]
             upload = uploads[0]
             upload.response()  # timing is complete once the response has arrived
             entry_id = int(phone.get_attribute("body", "data-last-entry-id"))
+            # … and the phone is told what the desktop made of it
+            phone.wait_for_selector("body[data-last-answer]", timeout=15_000)
+            assert phone.get_attribute("body", "data-last-answer") in (
+                "normal",
+                "abnormal",
+                "unsure",
+            )
+            assert phone.inner_text("#status").startswith("Sent ✓ — ")
             # The line above the card: "<file name> · phone · site: mitral · <time>".
             caption_text = desktop.get_by_text(f" · phone · site: {SITE}").first.inner_text()
             SCREENSHOTS.mkdir(exist_ok=True)
