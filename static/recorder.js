@@ -490,7 +490,8 @@
       const st = document.createElement('span');
       st.className = 'st';
       if (item.status === 'sent') {
-        li.className = 'ok';
+        const label = item.answer && item.answer.label;
+        li.className = label === 'abnormal' ? 'bad' : (label === 'unsure' ? 'wait' : 'ok');
         st.textContent = item.answer && item.answer.label
           ? 'Sent ✓ · ' + item.answer.label + ' · quality ' + item.answer.quality
           : 'Sent ✓';
