@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ __all__ = [
     "audio_paths",
     "csv_text",
     "write_csv",
+    "write_jsonl",
 ]
 
 log = logging.getLogger(__name__)
@@ -190,6 +192,16 @@ def write_csv(rows: Iterable[BatchRow], target: str | Path | TextIO) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow(row.csv_values())
+
+
+def write_jsonl(rows: Iterable[BatchRow], path: str | Path) -> None:
+    """One JSON object per row: path, error, and the full result (null on error)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for row in rows:
+            result = row.result.to_dict() if row.result is not None else None
+            f.write(json.dumps({"path": row.path, "error": row.error, "result": result}) + "\n")
 
 
 def csv_text(rows: Iterable[BatchRow]) -> str:

@@ -32,7 +32,11 @@ def test_batch_predict_writes_the_contract_and_survives_a_broken_file(tmp_path):
     (folder / "broken.wav").write_bytes(b"RIFF....not really a wav")
     (tmp_path / "in" / "notes.txt").write_text("ignored: not an audio ending")
     out = tmp_path / "results.csv"
-    proc = _run("scripts/batch_predict.py", str(tmp_path / "in"), "--output", str(out))
+    jsonl = tmp_path / "results.jsonl"
+    proc = _run(
+        "scripts/batch_predict.py", str(tmp_path / "in"), "--output", str(out),
+        "--json", str(jsonl),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     with open(out, newline="") as f:
         reader = csv.DictReader(f)
@@ -49,6 +53,12 @@ def test_batch_predict_writes_the_contract_and_survives_a_broken_file(tmp_path):
     assert rows["broken.wav"]["label"] == ""
     assert rows["broken.wav"]["unsure_reason"] == ""
     assert "not a readable audio recording" in rows["broken.wav"]["error"]
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    by_name = {Path(x["path"]).name: x for x in lines}
+    assert by_name["good.wav"]["result"]["label"] == rows["good.wav"]["label"]
+    assert len(by_name["good.wav"]["result"]["window_probabilities"]) >= 1
+    assert by_name["broken.wav"]["result"] is None
+    assert by_name["broken.wav"]["error"] == rows["broken.wav"]["error"]
 
 
 def test_batch_predict_says_when_there_is_nothing_to_analyse(tmp_path):
