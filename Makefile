@@ -31,12 +31,13 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
 setup: $(VENV)/.runtime
 setup-dev: $(VENV)/.dev
 
-# Real-browser tests drive Debian's Chromium (never a downloaded browser).
+# Real-browser tests drive Debian's Chromium (never a downloaded browser); the PDF report
+# tests read pages with poppler's pdftotext/pdftoppm.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v pdftotext; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "note: install Chromium (apt-get install chromium) to run the browser tests"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
+	  else echo "note: install Chromium and poppler-utils (apt-get install chromium poppler-utils) to run the browser and PDF tests"; fi; }
 
 lint: setup-dev
 	$(PY) -m ruff check .

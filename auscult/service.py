@@ -478,6 +478,16 @@ class Service:
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
+    def report_pdf(self, entry_id: int) -> bytes:
+        """The one-page PDF report of a finished analysis (``auscult.report``)."""
+        from auscult.report import report_pdf
+
+        entry = self.get(entry_id)
+        analysed = self.analysed(entry, arrays=True)
+        if analysed is None:
+            raise NotFoundError(f"analysis #{entry_id} has no result yet ({entry.status})")
+        return report_pdf(entry, analysed.result, analysed.model_input, self.settings)
+
     def export_json(self, entry: Entry, reference: str | None = None) -> str:
         return json.dumps(self.export(entry, reference), indent=2)
 

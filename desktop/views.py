@@ -254,6 +254,16 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
             if wav is not None:
                 st.audio(wav, format="audio/wav")
     with download:
+        if shown.entry_id is not None:
+            st.download_button(
+                "Report (PDF)",
+                lambda: service(settings).report_pdf(shown.entry_id),
+                file_name=f"auscult-{Path(shown.name).stem}-report.pdf",
+                mime="application/pdf",
+                icon=":material/picture_as_pdf:",
+                key=f"{key}-pdf",
+                on_click="ignore",
+            )
         st.download_button(
             "Download result (JSON)",
             result_json(shown),

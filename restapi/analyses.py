@@ -272,6 +272,24 @@ def get_audio(entry_id: EntryId, service: Annotated[Service, Depends(get_service
     return FileResponse(path, media_type=media, filename=path.name)
 
 
+@router.get(
+    "/{entry_id:int}/report.pdf",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "A4, one page"},
+        **_NOT_FOUND,
+    },
+    summary="The PDF report",
+)
+def get_report(entry_id: EntryId, service: Annotated[Service, Depends(get_service)]) -> Response:
+    """The one-page report: answer, chance, quality, heart rate, plots, model, disclaimer."""
+    return Response(
+        service.report_pdf(entry_id),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="auscult-{entry_id}.pdf"'},
+    )
+
+
 @router.delete("/{entry_id:int}", status_code=204, responses=_NOT_FOUND, summary="Delete one")
 def delete_analysis(
     entry_id: EntryId, service: Annotated[Service, Depends(get_service)]

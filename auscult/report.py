@@ -1,0 +1,130 @@
+"""The one-page PDF report of an analysis: what a clinician files or hands on.
+
+Header without personal data beyond the pseudonymous patient/exam id, the answer and what to
+do, the calibrated chance (or "not judged"), quality, heart rate, the dial, the waveform /
+spectrogram / per-window plot, the model version and the decision-support disclaimer.
+Drawn with matplotlib (text stays text in the PDF, so it can be searched and read aloud).
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from datetime import datetime
+
+import numpy as np
+
+import utils
+from auscult.analyzer import AnalysisResult
+from auscult.plots import LABEL_COLOURS, analysis_figure, figure_png, gauge_figure
+from auscult.reading import DISCLAIMER, percent_pair, reading
+from auscult.store import Entry
+from config import Settings, get_settings
+
+__all__ = ["report_pdf"]
+
+_A4 = (8.27, 11.69)  # inches
+_INK, _MUTED = "#212529", "#868e96"
+
+
+def _image(fig) -> np.ndarray:
+    """A rendered matplotlib figure as an RGB(A) array, to place on the page."""
+    import matplotlib.image as mpimg
+
+    return mpimg.imread(io.BytesIO(figure_png(fig, dpi=150)), format="png")
+
+
+def _when(stamp: str | None) -> str:
+    try:
+        return datetime.fromisoformat(stamp or "").astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return ""
+
+
+def report_pdf(
+    entry: Entry,
+    result: AnalysisResult,
+    model_input: utils.ModelInput | None,
+    settings: Settings | None = None,
+) -> bytes:
+    """The report of one finished analysis as PDF bytes (A4, one page)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    s = settings or get_settings()
+    read = reading(result)
+    colour = LABEL_COLOURS.get(result.label, _INK)
+    with matplotlib.rc_context({"pdf.fonttype": 42, "font.family": "DejaVu Sans"}):
+        fig = Figure(figsize=_A4)
+        fig.text(0.06, 0.965, "Auscult — heart sound report", fontsize=17, fontweight="bold")
+        who = [
+            f"Patient/exam: {entry.patient_id or 'not given'}",
+            f"site: {entry.site or 'not given'}",
+            f"source: {entry.source}",
+            f"recorded: {_when(entry.created_at)}",
+        ]
+        fig.text(0.06, 0.945, " · ".join(who), fontsize=9, color=_MUTED)
+        fig.text(0.06, 0.93, f"File: {entry.filename} · analysis #{entry.id}", fontsize=9,
+                 color=_MUTED)  # fmt: skip
+
+        fig.text(0.06, 0.875, read.headline, fontsize=30, fontweight="bold", color=colour)
+        fig.text(0.06, 0.85, read.subtitle, fontsize=12, color=_INK)
+        p_text, t_text = percent_pair(result.probability, result.threshold)
+        chance = f"{p_text} (threshold {t_text})" if result.reliable else "not judged"
+        figures = [
+            f"Chance of abnormal: {chance}",
+            f"Recording quality: {result.quality:.2f} (0–1)",
+            "Heart rate: "
+            + (f"{result.heart_rate_bpm:.0f} bpm" if result.heart_rate_bpm else "not found"),
+            f"Duration: {result.duration_s:.1f} s",
+        ]
+        for i, line in enumerate(figures):
+            fig.text(0.06, 0.815 - 0.02 * i, line, fontsize=10.5)
+        gauge = fig.add_axes((0.6, 0.76, 0.34, 0.2))
+        gauge.imshow(_image(gauge_figure(result.probability, result.threshold, result.label,
+                                         result.band, reliable=result.reliable)))  # fmt: skip
+        gauge.axis("off")
+
+        y = 0.72
+        for title, body in (("What the model found", read.summary), ("Next step", read.next_step)):
+            fig.text(0.06, y, title, fontsize=11, fontweight="bold")
+            wrapped = textwrap.fill(body, 95)
+            fig.text(0.06, y - 0.017, wrapped, fontsize=9.5, va="top")
+            y -= 0.03 + 0.015 * wrapped.count("\n") + 0.02
+        for warning in result.warnings:
+            fig.text(0.06, y, textwrap.fill(f"Note: {warning}", 100), fontsize=9, va="top",
+                     color="#e8590c")  # fmt: skip
+            y -= 0.025
+        if entry.source == "phone":
+            fig.text(0.06, y, "Recorded with a phone: outside the training data (electronic "
+                     "stethoscopes); weigh with extra care.", fontsize=9, va="top",
+                     color="#e8590c")  # fmt: skip
+            y -= 0.025
+
+        if model_input is not None:
+            height = min(0.45, y - 0.12)
+            plot = fig.add_axes((0.04, y - 0.01 - height, 0.92, height))
+            plot.imshow(
+                _image(
+                    analysis_figure(
+                        model_input.signal, s.sample_rate, model_input.features,
+                        s.hop_length / s.sample_rate, (s.mel_fmin, s.mel_fmax),
+                        result.window_starts_s, result.window_s, result.window_probabilities,
+                        result.threshold, reliable=result.reliable,
+                    )
+                )
+            )  # fmt: skip
+            plot.axis("off")
+            plot.set_anchor("N")  # right under the text, whatever the page's free height
+        else:
+            fig.text(0.06, 0.4, "The audio is no longer stored, so there are no plots.",
+                     fontsize=10, color=_MUTED)  # fmt: skip
+
+        fig.text(0.06, 0.06, textwrap.fill(DISCLAIMER, 110), fontsize=8.5, va="top",
+                 fontweight="bold")  # fmt: skip
+        fig.text(0.06, 0.025, f"Model {result.model_version} · printed "
+                 f"{datetime.now().astimezone():%Y-%m-%d %H:%M}", fontsize=7.5,
+                 color=_MUTED)  # fmt: skip
+        buf = io.BytesIO()
+        fig.savefig(buf, format="pdf")
+    return buf.getvalue()
