@@ -273,8 +273,9 @@ def deliver_recording(
     )
 
 
-#: How long a retry waits for an earlier delivery of the same recording to finish.
-_TAKE_OVER_AFTER_S = 2.0
+#: How long a retry waits for an earlier delivery of the same recording to finish: the gap
+#: it waits out is one row insert and one rename, so a fraction of a second is plenty.
+_TAKE_OVER_AFTER_S = 0.25
 
 
 def _settled(store: Store, source: str, client_id: str) -> Entry | None:

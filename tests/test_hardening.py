@@ -228,9 +228,11 @@ def test_killing_the_receiver_at_random_never_loses_or_doubles_a_recording(
 
     thread = threading.Thread(target=killer)
     thread.start()
+    deadline = time.monotonic() + 300  # a livelock fails the test instead of hanging it
     try:
         for recording_id in ids:  # the phone's behaviour: send until an answer says stored
             while recording_id not in answered:
+                assert time.monotonic() < deadline, f"stuck at {len(answered)} of {len(ids)}"
                 request = urllib.request.Request(
                     f"http://127.0.0.1:{page.port}/api/recordings?site=mitral",
                     data=data,
