@@ -61,10 +61,11 @@ def create_app(
         )
     svc = service or Service(s)
     slots = AnalysisSlots(s.api_workers, s.api_queue_s)
-    telemetry = Telemetry(
-        queue_depth=lambda: svc.store.count(status="pending"),
-        in_flight=lambda: slots.in_flight,
-    )
+
+    def queue_depth() -> int:
+        return svc.store.count(status="pending")
+
+    telemetry = Telemetry(queue_depth=queue_depth, in_flight=lambda: slots.in_flight)
     stop = threading.Event()
 
     @asynccontextmanager
@@ -88,7 +89,7 @@ def create_app(
     app.state.service = svc
     app.state.slots = slots
     app.state.telemetry = telemetry
-    app.state.queue_depth = lambda: svc.store.count(status="pending")
+    app.state.queue_depth = queue_depth
     telemetry.install(app)
     problems.install(app)
     app.include_router(analyses.router)

@@ -28,7 +28,6 @@ __all__ = [
     "AudioSource",
     "Recording",
     "ModelInput",
-    "validate_audio",
     "load_audio",
     "resample",
     "band_signal",
@@ -371,25 +370,6 @@ def load_audio(source: AudioSource, settings: Settings | None = None) -> Recordi
         if truncated:
             warnings.append("the file ends early (truncated); only the readable part was used")
     return _finish(mixer, s, warnings)
-
-
-def validate_audio(
-    samples: np.ndarray, sample_rate: int, settings: Settings | None = None
-) -> tuple[tuple[str, ...], float]:
-    """Check decoded audio ``(n_samples[, n_channels])``; return (warnings, clip_fraction).
-
-    The same checks :func:`load_audio` runs while decoding, for audio already in memory.
-    Raises :class:`InvalidAudioError` with a message naming the bad value and the fix.
-    """
-    s = settings or get_settings()
-    samples = np.asarray(samples)
-    if samples.ndim == 1:
-        samples = samples[:, None]
-    mixer = _Mixer(int(sample_rate), samples.shape[1], s, len(samples) or None)
-    for i in range(0, len(samples), BLOCK_FRAMES):
-        mixer.add(samples[i : i + BLOCK_FRAMES].astype(np.float32, copy=False))
-    recording = _finish(mixer, s, [])
-    return recording.warnings, recording.clip_fraction
 
 
 # --------------------------------------------------------------------------------------

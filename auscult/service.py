@@ -272,22 +272,27 @@ class Service:
         folder = Path(self.settings.inbox_dir)
         if not folder.is_dir():
             return []
-        known = self.store.known_paths()
-        known |= {str(Path(p).resolve()) for p in known}
         now = time.time()
-        new: list[int] = []
+        candidates: list[Path] = []
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or path.suffix.lower() not in utils.SUPPORTED_EXTENSIONS:
                 continue
-            if str(path) in known or str(path.resolve()) in known:
-                continue
             try:
-                if not path.is_file() or now - path.stat().st_mtime < settle_s:
-                    continue
+                if path.is_file() and now - path.stat().st_mtime >= settle_s:
+                    candidates.append(path)
             except OSError:  # removed between listing and stat
                 continue
-            new.append(self.store.add_pending(source="inbox", filename=path.name, audio_path=path))
-        return new
+        if not candidates:  # the worker looks 5 times a second: no history query when idle
+            return []
+        known = self.store.known_paths()
+        unknown = [p for p in candidates if str(p) not in known]
+        if unknown:  # rare: compare resolved paths too (a linked inbox folder)
+            resolved = {str(Path(p).resolve()) for p in known}
+            unknown = [p for p in unknown if str(p.resolve()) not in resolved]
+        return [
+            self.store.add_pending(source="inbox", filename=path.name, audio_path=path)
+            for path in unknown
+        ]
 
     def analyse_next(self) -> int | None:
         """Claim the oldest waiting recording and analyse it; its id, or None when none waits.

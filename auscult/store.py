@@ -329,22 +329,9 @@ class Store:
             rows = c.execute("SELECT audio_path FROM analyses WHERE audio_path IS NOT NULL")
             return {r["audio_path"] for r in rows}
 
-    def entries(
-        self,
-        *,
-        source: str | None = None,
-        label: str | None = None,
-        status: str | None = None,
-        site: str | None = None,
-        patient_id: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        since_id: int = 0,
-        limit: int = 500,
-        offset: int = 0,
-    ) -> list[Entry]:
-        """Newest first, optionally filtered (``since``/``until``: ISO times, UTC)."""
-        where, args = self._where(source, label, status, site, patient_id, since, until, since_id)
+    def entries(self, *, limit: int = 500, offset: int = 0, **filters: Any) -> list[Entry]:
+        """Newest first, optionally filtered (the filters of :meth:`_where`)."""
+        where, args = self._where(**filters)
         with self._tx() as c:
             rows = c.execute(
                 f"SELECT * FROM analyses WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
@@ -352,7 +339,7 @@ class Store:
             ).fetchall()
         return [self._entry(r) for r in rows]
 
-    def count(self, **filters: str | None) -> int:
+    def count(self, **filters: Any) -> int:
         """How many rows :meth:`entries` would list with these filters and no limit."""
         where, args = self._where(**filters)
         with self._tx() as c:
@@ -370,7 +357,8 @@ class Store:
         until: str | None = None,
         since_id: int = 0,
     ) -> tuple[str, list[Any]]:
-        """SQL condition and arguments of a history filter (column names are fixed here)."""
+        """SQL condition and arguments of a history filter (column names are fixed here);
+        ``since``/``until`` are ISO times (UTC), ``since_id`` lists only newer rows."""
         clauses, args = ["id > ?", "status != ?"], [since_id, RECEIVING]
         for column, value in (
             ("source", source),

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auscult.errors import AuscultError
-from auscult.inbox import write_atomically
 from auscult.service import Service
 from config import Settings, get_settings
 
@@ -98,10 +97,13 @@ class Worker:
             return
         self._last_beat = now
         beat = Heartbeat(os.getpid(), self.started_at, now, self.analysed, self.problem)
+        # Atomic (readers never see half a file) but not fsync'ed: a heartbeat is rewritten
+        # every second and means nothing after a power cut.
+        path = Path(self.service.settings.work_dir) / HEARTBEAT_FILE
+        tmp = path.with_name(f".{HEARTBEAT_FILE}.{os.getpid()}.tmp")
         try:
-            write_atomically(
-                self.service.settings.work_dir, HEARTBEAT_FILE, json.dumps(beat.__dict__).encode()
-            )
+            tmp.write_text(json.dumps(beat.__dict__))  # the store made the work folder
+            os.replace(tmp, path)
         except OSError:  # a full disk must not stop the analyses
             log.warning("could not write the worker heartbeat", exc_info=True)
 

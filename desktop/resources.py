@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,10 +93,8 @@ def load_analyzer(settings: Settings | None = None) -> tuple[Analyzer | None, st
     """The process-wide analyzer, or ``(None, message)`` when the model cannot be loaded."""
     svc = service(settings)
     try:
-        if not svc.model_loaded:
-            with st.spinner("Loading the model…"):
-                return svc.analyzer, None
-        return svc.analyzer, None
+        with nullcontext() if svc.model_loaded else st.spinner("Loading the model…"):
+            return svc.analyzer, None
     except AuscultError as exc:
         return None, str(exc)
     except Exception as exc:  # a broken model file must not take the other pages down

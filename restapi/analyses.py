@@ -16,7 +16,7 @@ from auscult.errors import AuscultError, InvalidRequestError, UploadTooLargeErro
 from auscult.service import Service
 from auscult.store import SITES
 from restapi.deps import AnalysisSlots, get_service, get_slots, require_key
-from restapi.problems import PROBLEM_RESPONSES, _problem_schema
+from restapi.problems import PROBLEM_RESPONSES, problem_schema
 from restapi.schemas import AnalysisOut, HistoryOut, analysis_out
 from serving import read_body
 
@@ -73,8 +73,8 @@ _MANY_FILES_BODY = {
     }
 }
 _UPLOAD_ERRORS = {
-    413: _problem_schema("the recording is larger than the upload limit"),
-    415: _problem_schema("the body is not audio in any format Auscult reads"),
+    413: problem_schema("the recording is larger than the upload limit"),
+    415: problem_schema("the body is not audio in any format Auscult reads"),
 }
 
 
@@ -249,7 +249,7 @@ def _moment(name: str, text: str | None) -> datetime | None:
         ) from None
 
 
-_NOT_FOUND = {404: _problem_schema("no such analysis"), **PROBLEM_RESPONSES}
+_NOT_FOUND = {404: problem_schema("no such analysis"), **PROBLEM_RESPONSES}
 EntryId = Annotated[int, Path(ge=1, le=2**62, description="the analysis id")]
 
 

@@ -13,9 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from auscult.errors import BusyError, NotPairedError
 from auscult.service import Service
-from config import Settings
 
-__all__ = ["AnalysisSlots", "get_service", "get_settings_dep", "get_slots", "require_key"]
+__all__ = ["AnalysisSlots", "get_service", "get_slots", "require_key"]
 
 KEY_HEADER = "X-API-Key"
 T = TypeVar("T")
@@ -50,10 +49,6 @@ class AnalysisSlots:
         finally:
             self.in_flight -= 1
             self._sem.release()
-
-
-def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def get_service(request: Request) -> Service:

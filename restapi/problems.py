@@ -12,7 +12,7 @@ from starlette.routing import Match
 
 from auscult.errors import AuscultError, BusyError
 
-__all__ = ["PROBLEM_RESPONSES", "install", "problem"]
+__all__ = ["PROBLEM_RESPONSES", "install", "problem", "problem_schema"]
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -27,7 +27,7 @@ def problem(status: int, title: str, detail: str, headers: dict | None = None) -
     )
 
 
-def _problem_schema(description: str) -> dict:
+def problem_schema(description: str) -> dict:
     return {
         "description": description,
         "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -36,10 +36,10 @@ def _problem_schema(description: str) -> dict:
 
 #: Error answers every route may give, for the OpenAPI schema.
 PROBLEM_RESPONSES: dict[int | str, dict] = {
-    400: _problem_schema("malformed request (a broken multipart form, too many files)"),
-    403: _problem_schema("missing or wrong API key"),
-    422: _problem_schema("the request or the recording cannot be used"),
-    503: _problem_schema("busy or no model; retry after the Retry-After seconds"),
+    400: problem_schema("malformed request (a broken multipart form, too many files)"),
+    403: problem_schema("missing or wrong API key"),
+    422: problem_schema("the request or the recording cannot be used"),
+    503: problem_schema("busy or no model; retry after the Retry-After seconds"),
 }
 
 

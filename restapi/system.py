@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from auscult.model_card import load_card
 from auscult.service import Service
 from restapi.deps import get_service, require_key
-from restapi.problems import PROBLEM_RESPONSES, _problem_schema
+from restapi.problems import PROBLEM_RESPONSES, problem_schema
 from restapi.schemas import HealthOut, ModelOut
 
 __all__ = ["router"]
@@ -36,7 +36,7 @@ def health(request: Request, service: Annotated[Service, Depends(get_service)]) 
 @router.get(
     "/health/ready",
     response_model=HealthOut,
-    responses={503: _problem_schema("the model is not loaded (yet)")},
+    responses={503: problem_schema("the model is not loaded (yet)")},
     summary="Readiness: 200 once the model is loaded",
 )
 def ready(request: Request, service: Annotated[Service, Depends(get_service)]) -> HealthOut:

@@ -398,11 +398,11 @@ def test_missing_file_and_folder_are_refused(tmp_path):
 
 @degenerate
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
-def test_invalid_sample_values_are_refused(bad):
+def test_invalid_sample_values_are_refused(bad, wav_bytes):
     x = heart_at(RATE).astype(np.float64)
     x[1234] = bad
     with pytest.raises(InvalidAudioError, match="NaN or infinity"):
-        utils.validate_audio(x, RATE)
+        utils.load_audio(wav_bytes(x, RATE, subtype="DOUBLE"))
 
 
 @degenerate
