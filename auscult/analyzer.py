@@ -1,8 +1,9 @@
 """Turn one recording into an immutable, explainable result.
 
-recording → front end (utils) → quality check → model runner → per-window scores →
-record score (mean over windows) → calibrated probability (Platt scaling, metadata.json) →
-label against the threshold, with a borderline band around it.
+recording → front end (utils) → quality check → heart-cycle segmentation → model runner →
+per-window scores → record score (mean over windows, blended with the heart-cycle model's
+evidence when the model card holds one) → calibrated probability (Platt scaling,
+metadata.json) → label against the threshold, with a borderline band around it.
 A recording too poor to judge is a result (``label="unsure"``, ``reliable=False``), not an
 exception; so is a score too close to the threshold (``label="unsure"``, ``borderline=True``).
 Only input that is not a usable recording at all raises ``InvalidAudioError``.
@@ -18,11 +19,21 @@ from typing import Any
 import numpy as np
 
 import utils
+from auscult.calibration import logit
+from auscult.cycle_features import cycle_features
+from auscult.cycles import Cycles, segment_cycles
 from auscult.quality import Quality, assess_quality
 from auscult.runner import ModelRunner
 from config import Settings, get_settings
 
-__all__ = ["LABELS", "Analysis", "AnalysisResult", "Analyzer", "record_probability"]
+__all__ = [
+    "LABELS",
+    "Analysis",
+    "AnalysisResult",
+    "Analyzer",
+    "blend_scores",
+    "record_probability",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +65,14 @@ class AnalysisResult:
     band: tuple[float, float] = (0.0, 0.0)  # the borderline band (low, high)
     #: What most likely spoiled a recording judged too poor, in plain words ("" otherwise).
     quality_problem: str = ""
+    #: Centres of every S1 and S2 found (seconds); empty when no beat could be followed.
+    s1_times_s: tuple[float, ...] = ()
+    s2_times_s: tuple[float, ...] = ()
+    systole_ms: float | None = None  # median S1 centre → S2 centre
+    diastole_ms: float | None = None  # median S2 centre → next S1 centre
+    #: Where sound fills the gaps between S1 and S2: "systolic", "diastolic", "both" or
+    #: "" (quiet gaps, or no cycles found). Timing only: it names no lesion.
+    murmur_phase: str = ""
 
     @property
     def abnormal_windows(self) -> int:
@@ -65,13 +84,21 @@ class AnalysisResult:
         data["window_starts_s"] = list(self.window_starts_s)
         data["warnings"] = list(self.warnings)
         data["band"] = list(self.band)
+        data["s1_times_s"] = list(self.s1_times_s)
+        data["s2_times_s"] = list(self.s2_times_s)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnalysisResult:
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}
-        for key in ("window_probabilities", "window_starts_s", "warnings"):
+        for key in (
+            "window_probabilities",
+            "window_starts_s",
+            "warnings",
+            "s1_times_s",
+            "s2_times_s",
+        ):
             values[key] = tuple(values.get(key, ()))
         if "band" in values:  # rows stored before the borderline band keep the default
             values["band"] = tuple(values["band"])
@@ -85,11 +112,21 @@ class Analysis:
     result: AnalysisResult
     model_input: utils.ModelInput
     quality: Quality
+    cycles: Cycles
 
 
 def record_probability(window_probabilities: np.ndarray) -> float:
-    """Record-level score: the mean of the window scores (calibrated afterwards)."""
+    """The CNN's record-level score: the mean of the window scores."""
     return float(np.mean(window_probabilities))
+
+
+def blend_scores(
+    cnn_raw: np.ndarray | float, cycle_logit: np.ndarray | float, weight: float
+) -> np.ndarray:
+    """Raw scores (0–1, calibrated afterwards) blending the CNN with the heart-cycle model:
+    ``sigmoid((1 − weight) · logit(cnn_raw) + weight · cycle_logit)``; weight 0 is the CNN."""
+    z = (1.0 - weight) * logit(cnn_raw) + weight * np.asarray(cycle_logit, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def _reason(
@@ -137,10 +174,17 @@ class Analyzer:
         s = self.settings
         mi = utils.model_input(recording, s)
         quality = assess_quality(mi.band, s.band_rate, recording.clip_fraction, mi.high_band_share)
+        cycles = segment_cycles(mi.band, s.band_rate, quality.heart_rate_bpm)
         raw = self.runner.predict(mi.windows)
+        record_raw = record_probability(raw)
+        if self.runner.cycle_model is not None:
+            evidence = cycle_features(mi.band, s.band_rate, cycles)
+            cycle_logit = float(self.runner.cycle_model.logit(evidence)[0])
+            raw = blend_scores(raw, cycle_logit, self.runner.cycle_weight)
+            record_raw = float(blend_scores(record_raw, cycle_logit, self.runner.cycle_weight))
         calibrate = self.runner.calibration
         probs = calibrate(raw)  # each window read as if it were a whole recording
-        probability = calibrate.scalar(record_probability(raw))
+        probability = calibrate.scalar(record_raw)
         threshold = self.runner.threshold
         band = self.runner.band
         reliable = quality.score >= s.min_quality
@@ -175,7 +219,7 @@ class Analyzer:
             sample_rate=recording.sample_rate,
             channels=recording.channels,
             quality=quality.score,
-            heart_rate_bpm=quality.heart_rate_bpm,
+            heart_rate_bpm=cycles.heart_rate_bpm or quality.heart_rate_bpm,
             window_probabilities=tuple(float(p) for p in probs),
             window_starts_s=tuple(float(t) for t in mi.window_starts_s),
             window_s=s.window_s,
@@ -185,5 +229,10 @@ class Analyzer:
             borderline=borderline,
             band=(band.low, band.high),
             quality_problem="" if reliable else quality.problem,
+            s1_times_s=cycles.s1_times_s,
+            s2_times_s=cycles.s2_times_s,
+            systole_ms=cycles.systole_ms,
+            diastole_ms=cycles.diastole_ms,
+            murmur_phase=cycles.murmur_phase,
         )
-        return Analysis(result=result, model_input=mi, quality=quality)
+        return Analysis(result=result, model_input=mi, quality=quality, cycles=cycles)

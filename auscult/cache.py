@@ -7,6 +7,8 @@ same ``utils.normalise_bands`` the analyzer uses. Layout of a cache folder:
 - ``features.npy``  — ``(n_mels, total_frames)`` float16, records concatenated in order
 - ``manifest.csv``  — ``name,database,label,path,offset,n_frames,duration_s``
 - ``preprocessing.json`` — the front-end constants it was built with
+- ``cycle_features.npz`` — heart-cycle features per record (``auscult.cycle_features``),
+  with the record names and feature names they belong to
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 import utils
+from auscult.cycle_features import FEATURE_NAMES, recording_cycle_features
 from auscult.datasets import LabelledRecord
 from auscult.errors import AuscultError
 from config import Settings, get_settings
@@ -29,6 +32,7 @@ from config import Settings, get_settings
 __all__ = [
     "CachedRecord",
     "build_cache",
+    "cycle_features_of",
     "check_cache",
     "load_cache",
     "record_features",
@@ -138,3 +142,40 @@ def load_cache(folder: Path, settings: Settings | None = None) -> list[CachedRec
                 CachedRecord(record, stacked[:, offset : offset + n], float(row["duration_s"]))
             )
     return cached
+
+
+def _cycle_job(args: tuple[Path, Settings]) -> np.ndarray:
+    path, s = args
+    return recording_cycle_features(utils.load_audio(path, s), s)
+
+
+def cycle_features_of(
+    records: Sequence[LabelledRecord], folder: Path, settings: Settings | None = None,
+    workers: int = 1,
+) -> np.ndarray:  # fmt: skip
+    """``(n_records, n_features)`` heart-cycle features, read from ``folder`` when it holds
+    these records under these constants, else computed (in parallel) and saved there."""
+    s = settings or get_settings()
+    path = folder / "cycle_features.npz"
+    names = [r.name for r in records]
+    stamp = json.dumps(_cached_constants(s.preprocessing()), sort_keys=True)
+    if path.exists():
+        saved = np.load(path, allow_pickle=False)
+        if (
+            list(saved["names"]) == names
+            and tuple(saved["columns"]) == FEATURE_NAMES
+            and str(saved["preprocessing"]) == stamp
+        ):
+            return saved["x"]
+    jobs = [(r.path, s) for r in records]
+    progress = dict(total=len(jobs), desc="heart cycles", unit="rec")
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            rows = list(tqdm(pool.map(_cycle_job, jobs, chunksize=16), **progress))
+    else:
+        rows = [_cycle_job(job) for job in tqdm(jobs, **progress)]
+    x = np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=x, names=np.array(names), columns=np.array(FEATURE_NAMES),
+             preprocessing=np.array(stamp))  # fmt: skip
+    return x

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from auscult.calibration import BorderlineBand, Calibration
+from auscult.cycle_features import CycleModel
 from auscult.errors import ModelNotFoundError
 from config import Settings, get_settings
 
@@ -83,10 +84,19 @@ class ModelCard:
     training: Training
     params: dict[str, Any]  # training.TrainConfig as a dict
     files: dict[str, FileRecord]
+    #: CycleModel.as_dict() plus "weight", its share of the blended logit (empty: CNN only).
+    cycle_model: dict[str, Any] = field(default_factory=dict)
 
     @property
     def calibration_map(self) -> Calibration:
         return Calibration.from_dict(self.calibration)
+
+    @property
+    def cycle_blend(self) -> tuple[CycleModel | None, float]:
+        """The heart-cycle model and its weight in the blend; (None, 0.0) for a CNN alone."""
+        if not self.cycle_model or not self.cycle_model.get("weight"):
+            return None, 0.0
+        return CycleModel.from_dict(self.cycle_model), float(self.cycle_model["weight"])
 
     @property
     def band(self) -> BorderlineBand:
@@ -123,6 +133,7 @@ class ModelCard:
             ),
             params=dict(data.get("params") or {}),
             files={name: FileRecord(**info) for name, info in dict(data["files"]).items()},
+            cycle_model=dict(data.get("cycle_model") or {}),
         )
 
     def with_lodo(self, lodo: Lodo) -> ModelCard:
@@ -130,7 +141,7 @@ class ModelCard:
 
 
 _OPTIONAL = {"threshold_rule", "calibration", "borderline", "aggregation", "metrics", "training"}
-_OPTIONAL |= {"params"}
+_OPTIONAL |= {"params", "cycle_model"}
 _LODO_FIELDS = {f.name for f in dataclasses.fields(Lodo)}
 _TRAINING_FIELDS = {f.name for f in dataclasses.fields(Training)}
 

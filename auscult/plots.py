@@ -6,6 +6,8 @@ Pure functions returning :class:`matplotlib.figure.Figure` objects, built withou
 - :func:`analysis_figure` — three panels on one time axis: the waveform with every stretch
   shaded by the probability of the analysis windows covering it, the log-mel spectrogram,
   and the per-window probability timeline with the decision threshold;
+- :func:`cycle_figure` — a few seconds of the waveform with every S1 and S2 marked and
+  systole and diastole shaded: where a clinician looks for a murmur;
 - :func:`gauge_figure` — the record-level probability against the threshold;
 - :func:`figure_png` — render a figure to PNG bytes (for caching and downloads).
 
@@ -29,6 +31,8 @@ from auscult.reading import percent_pair
 __all__ = [
     "LABEL_COLOURS",
     "analysis_figure",
+    "cycle_figure",
+    "cycle_view_start",
     "figure_png",
     "gauge_figure",
     "probability_colour",
@@ -251,6 +255,102 @@ def analysis_figure(
     _title(ax_time, f"Probability of an abnormal sound, per {window_s:g} s window" + note)
     for ax in (ax_wave, ax_spec):
         ax.tick_params(labelbottom=False)
+    return fig
+
+
+_SYSTOLE_COLOUR, _DIASTOLE_COLOUR = "#ffd8a8", "#d0ebff"  # light orange, light blue
+_PHASE_NOTE = {
+    "systolic": "sound fills systole (between S1 and S2) more than in normal hearts",
+    "diastolic": "sound fills diastole (between S2 and the next S1) more than in normal hearts",
+    "both": "sound fills both systole and diastole",
+}
+
+
+def cycle_view_start(s1_times_s: Sequence[float], duration_s: float, span_s: float) -> float:
+    """Where a cycle view starts by default: just before the first S1 that leaves room for a
+    whole span (the recording's start when there is none)."""
+    for t in s1_times_s:
+        if t - 0.15 + span_s <= duration_s:
+            return max(0.0, t - 0.15)
+    return 0.0
+
+
+def draw_cycles(
+    ax: Axes,
+    signal: np.ndarray,
+    rate: int,
+    s1_times_s: Sequence[float],
+    s2_times_s: Sequence[float],
+    start_s: float,
+    span_s: float,
+) -> None:
+    """Waveform of ``[start_s, start_s + span_s]`` with S1/S2 labelled and the phases shaded."""
+    a, b = int(start_s * rate), int((start_s + span_s) * rate)
+    x = np.asarray(signal[max(a, 0) : b], dtype=np.float32)
+    end = start_s + span_s
+    events = sorted([(t, "S1") for t in s1_times_s] + [(t, "S2") for t in s2_times_s])
+    for (t0, kind), (t1, _) in itertools.pairwise(events):
+        if t1 < start_s or t0 > end:
+            continue
+        colour = _SYSTOLE_COLOUR if kind == "S1" else _DIASTOLE_COLOUR
+        ax.axvspan(max(t0, start_s), min(t1, end), color=colour, alpha=0.7, lw=0, zorder=0)
+    if x.size:
+        t = start_s + np.arange(x.size) / rate
+        ax.plot(t, x, color=_INK, lw=0.6, zorder=2)
+        peak = float(np.max(np.abs(x))) or 1.0
+        ax.set_ylim(-1.25 * peak, 1.25 * peak)
+    for t, kind in events:
+        if start_s <= t <= end:
+            ax.axvline(t, color=_MUTED, lw=0.8, ls=(0, (2, 2)), zorder=1)
+            ax.text(t, 1.0, kind, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                    fontsize=8, color=_INK, fontweight="bold")  # fmt: skip
+    ax.set_xlim(start_s, end)
+    ax.set_yticks([])
+    ax.set_xlabel("time (s)", fontsize=8)
+    _style(ax)
+    ax.spines["left"].set_visible(False)
+
+
+def cycle_figure(
+    signal: np.ndarray,
+    rate: int,
+    s1_times_s: Sequence[float],
+    s2_times_s: Sequence[float],
+    *,
+    start_s: float | None = None,
+    span_s: float = 4.0,
+    murmur_phase: str = "",
+    width_in: float = 11.0,
+) -> Figure:
+    """A few seconds of the recording with its heart cycles: S1, S2, systole, diastole.
+
+    Parameters
+    ----------
+    signal
+        ``(n_samples,)`` prepared signal at ``rate`` Hz (``ModelInput.signal``).
+    s1_times_s, s2_times_s
+        Centres of the heart sounds (``AnalysisResult.s1_times_s``); without any, the plot
+        says that no cycle could be followed.
+    start_s
+        First second shown (default: :func:`cycle_view_start`).
+    murmur_phase
+        ``AnalysisResult.murmur_phase``, written under the title when not empty.
+    """
+    duration = len(signal) / rate
+    span = min(span_s, duration) if duration > 0 else span_s
+    if start_s is None:
+        start_s = cycle_view_start(s1_times_s, duration, span)
+    start_s = float(np.clip(start_s, 0.0, max(duration - span, 0.0)))
+    fig = Figure(figsize=(width_in, 2.4), layout="constrained")
+    ax = fig.subplots()
+    draw_cycles(ax, signal, rate, s1_times_s, s2_times_s, start_s, span)
+    if s1_times_s:
+        title = (f"Heart cycles, {start_s:.1f}–{start_s + span:.1f} s — systole shaded orange, "
+                 "diastole blue")  # fmt: skip
+        note = _PHASE_NOTE.get(murmur_phase, "")
+        _title(ax, title + (f"; {note}" if note else ""))
+    else:
+        _title(ax, "Heart cycles — no regular S1/S2 pattern could be followed in this recording")
     return fig
 
 

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from auscult.analyzer import AnalysisResult
 
-__all__ = ["DISCLAIMER", "HEADLINES", "Reading", "percent_pair", "reading", "recording_tips"]
+__all__ = [
+    "DISCLAIMER",
+    "HEADLINES",
+    "Reading",
+    "cycles_text",
+    "percent_pair",
+    "reading",
+    "recording_tips",
+]
 
 #: Shown with every result.
 DISCLAIMER = (
@@ -70,6 +78,31 @@ def recording_tips(result: AnalysisResult) -> tuple[str, ...]:
     if result.label == "unsure" and not result.borderline:
         tips.extend(_HOW_TO_RECORD)
     return tuple(tips)
+
+
+_PHASE_WORDS = {
+    "systolic": "sound fills systole (between S1 and S2) more than in nine of ten normal hearts",
+    "diastolic": "sound fills diastole (between S2 and the next S1) more than in nine of ten "
+    "normal hearts",
+    "both": "sound fills both systole and diastole",
+}
+
+
+def cycles_text(result: AnalysisResult) -> str:
+    """One sentence on the heart cycles found: how many, their timing, where sound sits."""
+    if not result.s1_times_s:
+        return "No regular S1–S2 rhythm could be followed, so the heart cycles are not marked."
+    timing = ""
+    if result.systole_ms and result.diastole_ms:
+        timing = (
+            f": S1→S2 (systole) {result.systole_ms:.0f} ms, S2→S1 (diastole) "
+            f"{result.diastole_ms:.0f} ms"
+        )
+    phase = _PHASE_WORDS.get(
+        result.murmur_phase, "no more sound between the heart sounds than in most normal hearts"
+    )
+    n = len(result.s1_times_s)
+    return f"{n} heart cycle{'s' if n != 1 else ''} followed{timing}; {phase}."
 
 
 def _problem(result: AnalysisResult) -> str:

@@ -16,8 +16,8 @@ import numpy as np
 
 import utils
 from auscult.analyzer import AnalysisResult
-from auscult.plots import LABEL_COLOURS, analysis_figure, figure_png, gauge_figure
-from auscult.reading import DISCLAIMER, percent_pair, reading
+from auscult.plots import LABEL_COLOURS, analysis_figure, cycle_figure, figure_png, gauge_figure
+from auscult.reading import DISCLAIMER, cycles_text, percent_pair, reading
 from auscult.store import Entry
 from config import Settings, get_settings
 
@@ -86,7 +86,12 @@ def report_pdf(
         gauge.axis("off")
 
         y = 0.72
-        for title, body in (("What the model found", read.summary), ("Next step", read.next_step)):
+        sections = (
+            ("What the model found", read.summary),
+            ("Heart cycles", cycles_text(result)),
+            ("Next step", read.next_step),
+        )
+        for title, body in sections:
             fig.text(0.06, y, title, fontsize=11, fontweight="bold")
             wrapped = textwrap.fill(body, 95)
             fig.text(0.06, y - 0.017, wrapped, fontsize=9.5, va="top")
@@ -101,6 +106,15 @@ def report_pdf(
                      color="#e8590c")  # fmt: skip
             y -= 0.025
 
+        if model_input is not None and result.s1_times_s:
+            cycles = fig.add_axes((0.04, y - 0.12, 0.92, 0.11))
+            cycles.imshow(_image(cycle_figure(
+                model_input.signal, s.sample_rate, result.s1_times_s, result.s2_times_s,
+                murmur_phase=result.murmur_phase,
+            )))  # fmt: skip
+            cycles.axis("off")
+            cycles.set_anchor("N")
+            y -= 0.13
         if model_input is not None:
             height = min(0.45, y - 0.12)
             plot = fig.add_axes((0.04, y - 0.01 - height, 0.92, height))

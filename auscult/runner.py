@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from auscult.calibration import BorderlineBand, Calibration
+from auscult.cycle_features import CycleModel
 from auscult.errors import AuscultError, ModelNotFoundError
 from auscult.model_card import ModelCard, load_card
 from config import Settings, get_settings
@@ -54,6 +55,8 @@ class ModelRunner:
     threads: int = 1
     calibration: Calibration = field(default_factory=Calibration)
     band: BorderlineBand | None = None  # None: no borderline band (an empty one at threshold)
+    cycle_model: CycleModel | None = None  # blended with the CNN's score (see analyzer)
+    cycle_weight: float = 0.0
 
     def __post_init__(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -83,6 +86,7 @@ class ModelRunner:
                     f"{path.name} does not match the sha256 in metadata.json; restore it from git"
                 )
         check_preprocessing(card, s)
+        cycle_model, cycle_weight = card.cycle_blend
         return cls(
             path=path,
             threshold=card.threshold,
@@ -90,6 +94,8 @@ class ModelRunner:
             threads=s.inference_threads,
             calibration=card.calibration_map,
             band=card.band,
+            cycle_model=cycle_model,
+            cycle_weight=cycle_weight,
         )
 
     @property

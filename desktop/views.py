@@ -19,8 +19,15 @@ import utils
 from auscult.analyzer import AnalysisResult
 from auscult.errors import AuscultError
 from auscult.listening import playable_wav
-from auscult.plots import LABEL_COLOURS, analysis_figure, figure_png, gauge_figure
-from auscult.reading import DISCLAIMER, percent_pair, reading
+from auscult.plots import (
+    LABEL_COLOURS,
+    analysis_figure,
+    cycle_figure,
+    cycle_view_start,
+    figure_png,
+    gauge_figure,
+)
+from auscult.reading import DISCLAIMER, cycles_text, percent_pair, reading
 from auscult.service import Analysed
 from auscult.store import Entry
 from config import Settings
@@ -29,6 +36,7 @@ from desktop.resources import service
 #: File endings offered in the upload dialogs.
 UPLOAD_TYPES = tuple(e.lstrip(".") for e in utils.SUPPORTED_EXTENSIONS)
 _TINTS = {"normal": "#ebfbee", "abnormal": "#fff5f5", "unsure": "#fff9db"}
+CYCLE_SPAN_S = 4.0  # seconds the heart-cycle plot shows
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,8 @@ def init_session() -> None:
 # the result view
 # --------------------------------------------------------------------------------------
 def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
-    """The rendered ``"gauge"`` or ``"plot"`` PNG of one result, cached in the session.
+    """The rendered ``"gauge"``, ``"plot"`` or ``"cycles@<start s>"`` PNG of one result,
+    cached in the session.
 
     Rendered one at a time, where the page shows them, so the result card is on screen
     before the slower three-panel plot is drawn. ``None`` for the plot when the audio is gone.
@@ -130,6 +139,18 @@ def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
                 gauge_figure(r.probability, r.threshold, r.label, r.band, reliable=r.reliable),
                 dpi=120,
             )
+        elif which.startswith("cycles@"):
+            png = None
+            mi = shown.model_input or service(settings).model_input(shown.audio_path)
+            if mi is not None:
+                png = figure_png(
+                    cycle_figure(
+                        mi.signal, settings.sample_rate, r.s1_times_s, r.s2_times_s,
+                        start_s=float(which.removeprefix("cycles@")), span_s=CYCLE_SPAN_S,
+                        murmur_phase=r.murmur_phase,
+                    ),
+                    dpi=110,
+                )  # fmt: skip
         else:
             png = None
             mi = shown.model_input or service(settings).model_input(shown.audio_path)
@@ -239,6 +260,7 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
     plot_png = _figure(shown, settings, "plot")
     if plot_png is not None:
         st.image(plot_png, width="stretch")
+        cycle_view(shown, settings, key)
     else:
         st.info("The audio file of this analysis is no longer there, so there are no plots.")
 
@@ -274,6 +296,25 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
             on_click="ignore",
         )
     st.caption(f"{DISCLAIMER} Model {r.model_version}.")
+
+
+def cycle_view(shown: Shown, settings: Settings, key: str) -> None:
+    """A few seconds with S1/S2 marked, systole/diastole shaded, and a slider to move along."""
+    r = shown.result
+    st.markdown(f"**Heart cycles.** {cycles_text(r)}")
+    if not r.s1_times_s:
+        return
+    span = min(CYCLE_SPAN_S, r.duration_s)
+    start = cycle_view_start(r.s1_times_s, r.duration_s, span)
+    last = max(r.duration_s - span, 0.0)
+    if last > 0.5:
+        start = st.slider(
+            "Show the cycles from (s)", 0.0, round(last, 1), round(start, 1), step=0.5,
+            key=f"{key}-cycles", help="Move along the recording; the plot shows 4 s",
+        )  # fmt: skip
+    png = _figure(shown, settings, f"cycles@{start:.1f}")
+    if png is not None:
+        st.image(png, width="stretch")
 
 
 PERCENT_COLUMN = st.column_config.ProgressColumn(

@@ -196,8 +196,10 @@ def run_lodo(
         print(f"LODO fold: hold out training-{db} ({len(te)} records), train on {len(tr)}")
         outcome = train_model(tr, va, cfg, settings)
         predict = keras_predictor(outcome.model)
-        rule = fit_decision(record_scores(predict, va, settings), labels(va), cfg)
-        p = rule.calibration(record_scores(predict, te, settings))
+        va_raw = record_scores(predict, va, settings)
+        te_raw = record_scores(predict, te, settings)
+        rule = fit_decision(va_raw, labels(va), cfg)
+        p = rule.calibration(te_raw)
         m = binary_metrics(labels(te), p, rule.threshold)
         results[db] = {
             **m.as_dict(),
@@ -205,6 +207,13 @@ def run_lodo(
             "with_borderline_unsure": unsure_half_right(
                 labels(te), p, rule.threshold, rule.band.contains_all(p)
             ),
+            # raw record scores, so later experiments can stack on a fold without retraining
+            "validation_scores": {
+                c.record.name: round(float(s), 5) for c, s in zip(va, va_raw, strict=True)
+            },
+            "test_scores": {
+                c.record.name: round(float(s), 5) for c, s in zip(te, te_raw, strict=True)
+            },
         }
         print(
             f"  training-{db}: Se {m.sensitivity:.3f} Sp {m.specificity:.3f} "
@@ -249,6 +258,15 @@ def lodo_section(cached: list[CachedRecord], args: RunArgs, settings: Settings) 
     }
 
 
+def without_scores(section: dict) -> dict:
+    """A LODO section without the per-record scores (they belong in experiment reports only)."""
+    drop = ("validation_scores", "test_scores")
+    folds = {
+        db: {k: v for k, v in m.items() if k not in drop} for db, m in section["folds"].items()
+    }
+    return {**section, "folds": folds}
+
+
 def lodo_only(args: RunArgs, settings: Settings) -> None:
     if args.report is not None:  # an experiment: leave the committed model's record alone
         section = lodo_section(load_features(args, settings), args, settings)
@@ -258,7 +276,8 @@ def lodo_only(args: RunArgs, settings: Settings) -> None:
         return
     path = args.out / "metadata.json"
     metadata = json.loads(path.read_text())
-    metadata["metrics"]["lodo"] = lodo_section(load_features(args, settings), args, settings)
+    section = lodo_section(load_features(args, settings), args, settings)
+    metadata["metrics"]["lodo"] = without_scores(section)
     path.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     print(f"recorded leave-one-database-out results in {path}")
 
@@ -370,7 +389,7 @@ def main() -> None:
         f"in {train_seconds:.0f} s"
     )
     if args.lodo:  # after the model is saved: six more trainings must not put it at risk
-        metadata["metrics"]["lodo"] = lodo_section(cached, args, settings)
+        metadata["metrics"]["lodo"] = without_scores(lodo_section(cached, args, settings))
         path.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         print(f"recorded leave-one-database-out results in {path}")
 

@@ -112,3 +112,32 @@ def test_a_recording_too_poor_to_judge_gets_no_needle_and_no_number():
     assert "not judged" in texts
     assert not any("%" in t for t in texts)  # no 77 %, no threshold to anchor on
     assert not fig.axes[0].lines  # no needle
+
+
+def test_cycle_figure_labels_each_s1_and_s2_in_view_and_shades_the_phases():
+    signal = np.zeros(20 * RATE, dtype=np.float32)
+    s1 = [0.5 + 0.8 * k for k in range(24)]
+    s2 = [t + 0.3 for t in s1]
+    fig = plots.cycle_figure(signal, RATE, s1, s2, start_s=2.0, span_s=4.0)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (2.0, 6.0)
+    labels = [t.get_text() for t in ax.texts]
+    in_view = [t for t in s1 if 2.0 <= t <= 6.0]
+    assert labels.count("S1") == len(in_view)
+    assert labels.count("S2") == len([t for t in s2 if 2.0 <= t <= 6.0])
+    colours = {tuple(np.round(p.get_facecolor()[:3], 2)) for p in ax.patches}
+    assert len(colours) == 2  # systole and diastole, told apart
+    assert "systole shaded" in ax.get_title(loc="left")
+    assert plots.figure_png(fig, dpi=40).startswith(PNG_MAGIC)
+
+
+def test_cycle_figure_says_so_when_no_cycle_was_followed():
+    fig = plots.cycle_figure(np.zeros(3 * RATE, np.float32), RATE, (), ())
+    assert "no regular S1/S2" in fig.axes[0].get_title(loc="left")
+    assert fig.axes[0].get_xlim() == (0.0, 3.0)  # a short recording is shown whole
+
+
+def test_cycle_view_starts_at_an_s1_that_leaves_a_whole_view():
+    assert plots.cycle_view_start([0.05, 0.9, 1.7], 10.0, 4.0) == 0.0
+    assert plots.cycle_view_start([1.0, 1.8], 10.0, 4.0) == pytest.approx(0.85)
+    assert plots.cycle_view_start([9.0], 10.0, 4.0) == 0.0

@@ -1,0 +1,163 @@
+"""Murmur evidence read from the heart cycle, meant to carry to stethoscopes never heard.
+
+A murmur is sound where a normal heart is quiet: between S1 and S2 (systolic) or between S2
+and the next S1 (diastolic). For each of four bands, the level of the middle of each gap is
+divided by the level of the same cycle's S1 *in the same band*: the device's gain and its
+frequency colouring multiply both and cancel in the ratio, which a spectrogram-reading CNN
+cannot rely on. The features (log of the median ratio over cycles, and the beat-to-beat
+variation of the period) feed a logistic regression, :class:`CycleModel`, whose logit is
+blended with the CNN's (see ``auscult.analyzer``).
+
+Leave-one-database-out on PhysioNet 2016 (``scripts/cycle_lodo.py``): the cycle model alone
+ranks the unseen database with a mean AUC of 0.75, against 0.60 for the CNN alone; see
+``models/experiments.md`` for the blend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import signal as sps
+
+import utils
+from auscult.cycles import FRAME_RATE, Cycles, complete_cycles, gap_levels, segment_cycles
+from auscult.quality import _butter, assess_quality
+from config import Settings
+
+__all__ = [
+    "BANDS_HZ",
+    "FEATURE_NAMES",
+    "CycleModel",
+    "cycle_features",
+    "fit_cycle_model",
+    "recording_cycle_features",
+]
+
+BANDS_HZ = ((25, 80), (80, 160), (160, 320), (320, 640))
+FEATURE_NAMES = (
+    *(f"{kind}_{lo}_{hi}" for lo, hi in BANDS_HZ for kind in ("s2", "systole", "diastole")),
+    "period_cv",
+)
+
+
+def _band_levels(band: np.ndarray, rate: int) -> list[np.ndarray]:
+    """Mean |x| per segmentation frame (20 ms) in each of :data:`BANDS_HZ`."""
+    step = rate // FRAME_RATE
+    n = len(band) // step
+    x = np.asarray(band, dtype=np.float64)
+    levels = []
+    for lo, hi in BANDS_HZ:
+        filtered = sps.sosfilt(_butter(2, (lo, min(hi, 0.45 * rate)), "bandpass", rate), x)
+        levels.append(np.abs(filtered[: n * step]).reshape(n, step).mean(axis=1))
+    return levels
+
+
+def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:
+    """``(len(FEATURE_NAMES),)`` features of one recording; NaN where no cycle was found.
+
+    ``band`` is ``ModelInput.band`` at ``rate`` Hz and ``cycles`` its segmentation.
+    """
+    row = np.full(len(FEATURE_NAMES), np.nan)
+    runs = complete_cycles(cycles.states)
+    if not runs:
+        return row
+    for i, level in enumerate(_band_levels(band, rate)):
+        for k, ratios in enumerate(gap_levels(level, runs)):
+            kept = ratios[np.isfinite(ratios) & (ratios > 0)]
+            if len(kept):
+                row[3 * i + k] = np.log(np.median(kept))
+    periods = np.array([(nxt[0] - s1[0]) for s1, _, nxt in runs], dtype=np.float64)
+    row[-1] = float(np.std(periods) / np.mean(periods))
+    return row
+
+
+@dataclass(frozen=True)
+class CycleModel:
+    """Standardised logistic regression on :data:`FEATURE_NAMES`; plain numpy to apply.
+
+    ``fill`` replaces missing features (no cycles found) with the training medians, so a
+    recording without cycles gets a neutral-ish score that the CNN's evidence decides.
+    """
+
+    names: tuple[str, ...]
+    fill: tuple[float, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def logit(self, features: np.ndarray) -> np.ndarray:
+        """Logit of "abnormal" for ``(n, n_features)`` or ``(n_features,)`` rows."""
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        x = np.where(np.isfinite(x), x, np.asarray(self.fill))
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        out = z @ np.asarray(self.coef) + self.intercept
+        return out if np.ndim(features) > 1 else out[:1]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CycleModel:
+        if tuple(data["names"]) != FEATURE_NAMES:
+            raise ValueError("the cycle model was fitted on other features; retrain the model")
+        return cls(
+            names=tuple(data["names"]),
+            fill=tuple(data["fill"]),
+            mean=tuple(data["mean"]),
+            scale=tuple(data["scale"]),
+            coef=tuple(data["coef"]),
+            intercept=float(data["intercept"]),
+        )
+
+
+def balanced_weights(labels: np.ndarray, groups: Sequence[str]) -> np.ndarray:
+    """Sample weights giving every (database, label) cell the same total weight (mean 1)."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    weights = np.zeros(len(labels))
+    for g in np.unique(groups):
+        for label in (0, 1):
+            cell = (groups == g) & (labels == label)
+            if cell.any():
+                weights[cell] = 1.0 / cell.sum()
+    return weights * len(weights) / weights.sum()
+
+
+def fit_cycle_model(
+    features: np.ndarray, labels: np.ndarray, groups: Sequence[str], c: float = 0.3
+) -> CycleModel:
+    """Fit on training records: each database and label weighted alike (L2, ``C=c``).
+
+    Weighting databases alike (rather than by size) keeps the largest, mostly normal one
+    from deciding what "abnormal" means: leave-one-database-out AUC 0.747 against 0.742.
+    """
+    from sklearn.linear_model import LogisticRegression  # training only
+
+    x = np.asarray(features, dtype=np.float64)
+    fill = np.nanmedian(x, axis=0)
+    fill = np.where(np.isfinite(fill), fill, 0.0)
+    x = np.where(np.isfinite(x), x, fill)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    model = LogisticRegression(C=c, max_iter=5000)
+    model.fit((x - mean) / scale, labels, sample_weight=balanced_weights(labels, groups))
+    return CycleModel(
+        names=FEATURE_NAMES,
+        fill=tuple(float(v) for v in fill),
+        mean=tuple(float(v) for v in mean),
+        scale=tuple(float(v) for v in scale),
+        coef=tuple(float(v) for v in model.coef_[0]),
+        intercept=float(model.intercept_[0]),
+    )
+
+
+def recording_cycle_features(recording: utils.Recording, settings: Settings) -> np.ndarray:
+    """Cycle features of a decoded recording, through the analyzer's own path."""
+    mi = utils.model_input(recording, settings)
+    rate = settings.band_rate
+    quality = assess_quality(mi.band, rate, recording.clip_fraction, mi.high_band_share)
+    cycles = segment_cycles(mi.band, rate, quality.heart_rate_bpm, follow_noise=True)
+    return cycle_features(mi.band, rate, cycles)

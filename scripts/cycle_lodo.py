@@ -1,0 +1,101 @@
+"""Leave-one-database-out test of the heart-cycle model, alone and blended with the CNN.
+
+Every PhysioNet 2016 record is segmented (``auscult.cycles``) and described by
+``auscult.cycle_features`` — the same code the analyzer and ``make train`` run. For each
+held-out database the cycle model is fitted on the other five databases' training records,
+and the threshold chosen on their validation records (sensitivity ≥ 0.9), as for the CNN.
+
+    python scripts/cycle_lodo.py
+    python scripts/cycle_lodo.py --cnn data/experiments/s4_cnn_lodo_scores.json
+
+With ``--cnn`` (a report of ``gpu_optimized_train.py --lodo-only --report FILE``, which
+holds each fold's raw CNN scores of its validation and held-out records) it also scores the
+blend ``(1 − w) · logit(CNN) + w · cycle logit`` for several weights ``w``, each followed by
+the product's own calibration, threshold and borderline rule (``training.fit_decision``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import _common  # noqa: F401  (import path)
+import numpy as np
+
+from auscult.analyzer import blend_scores
+from auscult.cache import cycle_features_of
+from auscult.cycle_features import fit_cycle_model
+from auscult.datasets import lodo_folds, read_physionet, split_records
+from auscult.metrics import binary_metrics, unsure_half_right
+from auscult.training import TrainConfig, fit_decision
+from config import get_settings
+
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--cnn", type=Path, help="CNN LODO report with per-record scores")
+    p.add_argument("--json", type=Path, help="write the fold results here")
+    a = p.parse_args()
+    settings = get_settings()
+    cfg = TrainConfig()
+    records = read_physionet(settings.data_dir)
+    x = cycle_features_of(records, settings.cache_dir / "physionet2016", settings, workers=2)
+    y = np.array([r.label for r in records])
+    index = {r.name: i for i, r in enumerate(records)}
+    cnn = json.loads(a.cnn.read_text())["folds"] if a.cnn else {}
+    weights = WEIGHTS if cnn else (1.0,)
+    results: dict[float, dict[str, dict]] = {w: {} for w in weights}
+    for db, train_side, test_side in lodo_folds(records):
+        tr, va = split_records(train_side, (0.85, 0.15), cfg.seed)  # the CNN fold's split
+        rows = lambda rs: np.array([index[r.name] for r in rs])  # noqa: E731
+        i_tr, i_va, i_te = rows(tr), rows(va), rows(test_side)
+        model = fit_cycle_model(x[i_tr], y[i_tr], [r.database for r in tr])
+        cyc_va, cyc_te = model.logit(x[i_va]), model.logit(x[i_te])
+        fold = cnn.get(db)
+        for w in weights:
+            if fold is None and w < 1.0:
+                continue
+            if fold is None:
+                raw_va, raw_te = 1 / (1 + np.exp(-cyc_va)), 1 / (1 + np.exp(-cyc_te))
+            else:
+                cnn_va = np.array([fold["validation_scores"][r.name] for r in va])
+                cnn_te = np.array([fold["test_scores"][r.name] for r in test_side])
+                raw_va = blend_scores(cnn_va, cyc_va, w)
+                raw_te = blend_scores(cnn_te, cyc_te, w)
+            rule = fit_decision(raw_va, y[i_va], cfg)
+            prob = rule.calibration(raw_te)
+            m = binary_metrics(y[i_te], prob, rule.threshold)
+            results[w][db] = {
+                **m.as_dict(),
+                "with_borderline_unsure": unsure_half_right(
+                    y[i_te], prob, rule.threshold, rule.band.contains_all(prob)
+                ),
+            }
+    print("weight of the cycle model | AUC a b c d e f | mean AUC | lowest | mean MAcc")
+    summary = {}
+    for w, folds in results.items():
+        aucs = [folds[d]["auc"] for d in sorted(folds)]
+        maccs = [folds[d]["macc"] for d in sorted(folds)]
+        summary[str(w)] = {
+            "folds": folds,
+            "mean_auc": round(float(np.mean(aucs)), 4),
+            "min_auc": round(float(np.min(aucs)), 4),
+            "mean_macc": round(float(np.mean(maccs)), 4),
+        }
+        print(
+            f"w={w:.2f} | "
+            + " ".join(f"{v:.3f}" for v in aucs)
+            + f" | {np.mean(aucs):.3f} | {np.min(aucs):.3f} | {np.mean(maccs):.3f}"
+        )
+    if a.json:
+        a.json.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
