@@ -151,10 +151,11 @@ def _cycle_job(args: tuple[Path, Settings]) -> np.ndarray:
 
 def cycle_features_of(
     records: Sequence[LabelledRecord], folder: Path, settings: Settings | None = None,
-    workers: int = 1,
+    workers: int = 1, save: bool = True,
 ) -> np.ndarray:  # fmt: skip
     """``(n_records, n_features)`` heart-cycle features, read from ``folder`` when it holds
-    these records under these constants, else computed (in parallel) and saved there."""
+    these records under these constants, else computed (in parallel) and, with ``save``,
+    saved there (a subset for a smoke run must not replace the full set)."""
     s = settings or get_settings()
     path = folder / "cycle_features.npz"
     names = [r.name for r in records]
@@ -175,6 +176,8 @@ def cycle_features_of(
     else:
         rows = [_cycle_job(job) for job in tqdm(jobs, **progress)]
     x = np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
+    if not save:
+        return x
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(path, x=x, names=np.array(names), columns=np.array(FEATURE_NAMES),
              preprocessing=np.array(stamp))  # fmt: skip

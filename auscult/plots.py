@@ -8,6 +8,8 @@ Pure functions returning :class:`matplotlib.figure.Figure` objects, built withou
   and the per-window probability timeline with the decision threshold;
 - :func:`cycle_figure` — a few seconds of the waveform with every S1 and S2 marked and
   systole and diastole shaded: where a clinician looks for a murmur;
+- :func:`explanation_figure` — how much the score falls when each phase of the heart cycle
+  or each band is hidden (occlusion, ``auscult.explain``);
 - :func:`gauge_figure` — the record-level probability against the threshold;
 - :func:`figure_png` — render a figure to PNG bytes (for caching and downloads).
 
@@ -33,6 +35,7 @@ __all__ = [
     "analysis_figure",
     "cycle_figure",
     "cycle_view_start",
+    "explanation_figure",
     "figure_png",
     "gauge_figure",
     "probability_colour",
@@ -298,12 +301,14 @@ def draw_cycles(
         t = start_s + np.arange(x.size) / rate
         ax.plot(t, x, color=_INK, lw=0.6, zorder=2)
         peak = float(np.max(np.abs(x))) or 1.0
-        ax.set_ylim(-1.25 * peak, 1.25 * peak)
+        ax.set_ylim(-1.25 * peak, 1.6 * peak)  # room for the S1/S2 labels above the trace
     for t, kind in events:
         if start_s <= t <= end:
             ax.axvline(t, color=_MUTED, lw=0.8, ls=(0, (2, 2)), zorder=1)
-            ax.text(t, 1.0, kind, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
-                    fontsize=8, color=_INK, fontweight="bold")  # fmt: skip
+            ax.text(t, 0.97, kind, transform=ax.get_xaxis_transform(), ha="center", va="top",
+                    fontsize=8, color=_INK, fontweight="bold", zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.8})  # fmt: skip
     ax.set_xlim(start_s, end)
     ax.set_yticks([])
     ax.set_xlabel("time (s)", fontsize=8)
@@ -351,6 +356,50 @@ def cycle_figure(
         _title(ax, title + (f"; {note}" if note else ""))
     else:
         _title(ax, "Heart cycles — no regular S1/S2 pattern could be followed in this recording")
+    return fig
+
+
+def explanation_figure(
+    phase_drop: dict[str, float],
+    band_edges_hz: Sequence[tuple[float, float]],
+    band_drop: Sequence[float],
+    *,
+    width_in: float = 11.0,
+) -> Figure:
+    """Two bar charts: the fall of the model's score when each phase, or each band, is hidden.
+
+    A bar to the right (red) marks a part that raised the score toward "abnormal"; to the
+    left (grey), one whose hiding raised the score (it looked normal). Phases without
+    cycles (NaN) are left out.
+    """
+    fig = Figure(figsize=(width_in, 2.2), layout="constrained")
+    ax_phase, ax_band = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
+    phases = [(k, v) for k, v in phase_drop.items() if np.isfinite(v)]
+    bands = [(f"{lo:.0f}–{hi:.0f} Hz", v) for (lo, hi), v in zip(band_edges_hz, band_drop,
+                                                                 strict=True)]  # fmt: skip
+    panels = (
+        (ax_phase, phases, "By phase of the heart cycle"),
+        (ax_band, bands, "By frequency band"),
+    )
+    for ax, items, title in panels:
+        if not items:
+            ax.text(0.5, 0.5, "no heart cycles to split by", ha="center", va="center",
+                    fontsize=9, color=_MUTED, transform=ax.transAxes)  # fmt: skip
+            ax.set_axis_off()
+            _title(ax, title)
+            continue
+        names = [k for k, _ in items][::-1]
+        values = np.array([v for _, v in items][::-1])
+        colours = [_RED if v > 0 else _UNRELIABLE for v in values]
+        ax.barh(names, values, color=colours, height=0.6, zorder=2)
+        ax.axvline(0, color=_INK, lw=0.8, zorder=3)
+        reach = max(float(np.max(np.abs(values))), 0.05)
+        ax.set_xlim(-1.1 * reach, 1.1 * reach)
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel("fall of the score when hidden (→ it raised the score)", fontsize=8)
+        ax.grid(axis="x", color=_GRID, lw=0.6, zorder=0)
+        _style(ax)
+        _title(ax, title)
     return fig
 
 

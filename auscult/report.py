@@ -46,8 +46,10 @@ def report_pdf(
     result: AnalysisResult,
     model_input: utils.ModelInput | None,
     settings: Settings | None = None,
+    explanation: str = "",
 ) -> bytes:
-    """The report of one finished analysis as PDF bytes (A4, one page)."""
+    """The report of one finished analysis as PDF bytes (A4, one page); ``explanation`` is
+    the sentence on what drove the score (``Service.explanation``), left out when empty."""
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -86,11 +88,13 @@ def report_pdf(
         gauge.axis("off")
 
         y = 0.72
-        sections = (
+        sections = [
             ("What the model found", read.summary),
             ("Heart cycles", cycles_text(result)),
+            ("Why", explanation),
             ("Next step", read.next_step),
-        )
+        ]
+        sections = [(title, body) for title, body in sections if body]
         for title, body in sections:
             fig.text(0.06, y, title, fontsize=11, fontweight="bold")
             wrapped = textwrap.fill(body, 95)

@@ -491,7 +491,18 @@ class Service:
         analysed = self.analysed(entry, arrays=True)
         if analysed is None:
             raise NotFoundError(f"analysis #{entry_id} has no result yet ({entry.status})")
-        return report_pdf(entry, analysed.result, analysed.model_input, self.settings)
+        why = self.explanation(analysed.result, analysed.model_input)
+        return report_pdf(entry, analysed.result, analysed.model_input, self.settings, why)
+
+    def explanation(self, result: AnalysisResult, model_input: utils.ModelInput | None) -> str:
+        """One sentence on what drove the score ("" when the result has no score worth
+        explaining, the audio is gone, or another model version made it)."""
+        from auscult.explain import explain
+
+        runner = self.analyzer.runner
+        if model_input is None or not result.reliable or result.model_version != runner.version:
+            return ""
+        return explain(runner, model_input, result, self.settings).sentence(result.label)
 
     def export_json(self, entry: Entry, reference: str | None = None) -> str:
         return json.dumps(self.export(entry, reference), indent=2)

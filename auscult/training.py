@@ -65,6 +65,10 @@ class TrainConfig:
     #: networks"): a head guesses the database from the pooled features through a gradient
     #: reversal layer, so the features learn to hide the device. Its loss weight; 0 is off.
     adversarial_weight: float = 0.0
+    #: Share of the heart-cycle model's logit in the record score (auscult.cycle_features;
+    #: 0 is the CNN alone) and its L2 strength (scikit-learn's C).
+    cycle_weight: float = 0.5
+    cycle_c: float = 0.3
     model: ModelParams = field(default_factory=ModelParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     augment_enabled: bool = True

@@ -18,12 +18,14 @@ import streamlit as st
 import utils
 from auscult.analyzer import AnalysisResult
 from auscult.errors import AuscultError
+from auscult.explain import explain
 from auscult.listening import playable_wav
 from auscult.plots import (
     LABEL_COLOURS,
     analysis_figure,
     cycle_figure,
     cycle_view_start,
+    explanation_figure,
     figure_png,
     gauge_figure,
 )
@@ -111,7 +113,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "phone_shown": None,  # Shown on the Phone inbox page
     "inbox_seen": None,  # newest inbox entry id when the page was opened
     "history_shown": None,  # Shown on the History page
-    "figures": {},  # (Shown.key, "gauge" | "plot") → PNG
+    "figures": {},  # (Shown.key, "gauge" | "plot" | "cycles@s" | "why") → PNG (why: + text)
 }
 
 
@@ -261,6 +263,7 @@ def render_result(shown: Shown, settings: Settings, key: str) -> None:
     if plot_png is not None:
         st.image(plot_png, width="stretch")
         cycle_view(shown, settings, key)
+        why_view(shown, settings)
     else:
         st.info("The audio file of this analysis is no longer there, so there are no plots.")
 
@@ -315,6 +318,48 @@ def cycle_view(shown: Shown, settings: Settings, key: str) -> None:
     png = _figure(shown, settings, f"cycles@{start:.1f}")
     if png is not None:
         st.image(png, width="stretch")
+
+
+def _explanation(shown: Shown, settings: Settings) -> tuple[bytes, str] | None:
+    """The occlusion chart and its sentence, computed once per result and session."""
+    cache: dict = st.session_state.figures
+    if (shown.key, "why") not in cache:
+        svc = service(settings)
+        mi = shown.model_input or svc.model_input(shown.audio_path)
+        found = None
+        if mi is not None:
+            e = explain(svc.analyzer.runner, mi, shown.result, settings)
+            chart = explanation_figure(e.phase_drop, e.band_edges_hz, e.band_drop)
+            found = (figure_png(chart, dpi=110), e.sentence(shown.result.label))
+        cache[(shown.key, "why")] = found
+    return cache[(shown.key, "why")]
+
+
+def why_view(shown: Shown, settings: Settings) -> None:
+    """Which phase of the cycle and which band drove the model's score (occlusion)."""
+    r = shown.result
+    if not r.reliable:
+        return  # a recording too poor to judge has no score worth explaining
+    if r.model_version != service(settings).analyzer.runner.version:
+        st.caption("Why: explanations are drawn for results of the current model only.")
+        return
+    found = _explanation(shown, settings)
+    if found is None:
+        return
+    png, sentence = found
+    st.markdown(f"**Why.** {sentence}")
+    st.image(png, width="stretch")
+    blended = service(settings).analyzer.runner.cycle_weight > 0
+    st.caption(
+        "Each part of the recording was hidden in turn (set to its quiet background level) "
+        "and the CNN asked again; a red bar raised its score toward abnormal."
+        + (
+            " The final score also weighs the heart-cycle model (how much sound fills systole "
+            "and diastole, band by band, relative to S1), which this chart does not split."
+            if blended
+            else ""
+        )
+    )
 
 
 PERCENT_COLUMN = st.column_config.ProgressColumn(

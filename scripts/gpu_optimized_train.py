@@ -29,8 +29,10 @@ from pathlib import Path
 import _common
 import numpy as np
 
-from auscult.cache import CachedRecord, build_cache, load_cache, write_cache
+from auscult.analyzer import blend_scores
+from auscult.cache import CachedRecord, build_cache, cycle_features_of, load_cache, write_cache
 from auscult.calibration import expected_calibration_error, reliability_bins
+from auscult.cycle_features import CycleModel, fit_cycle_model
 from auscult.datasets import lodo_folds, read_physionet, split_records
 from auscult.metrics import binary_metrics, metrics_by_group, plot_reliability, unsure_half_right
 from auscult.model import ModelParams
@@ -47,6 +49,7 @@ from auscult.training import (
 from config import Settings, get_settings
 
 SPLIT = (0.70, 0.15, 0.15)
+CycleTable = dict[str, np.ndarray]  # record name → heart-cycle features
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,9 +184,42 @@ def labels(records: list[CachedRecord]) -> np.ndarray:
     return np.array([c.record.label for c in records])
 
 
+def cycle_table(cached: list[CachedRecord], args: RunArgs, settings: Settings) -> CycleTable:
+    """Heart-cycle features of every record by name (cached beside the log-mel)."""
+    records = [c.record for c in cached]
+    x = cycle_features_of(
+        records, args.cache, settings, workers=os.cpu_count() or 1, save=not args.limit
+    )
+    return dict(zip((r.name for r in records), x, strict=True))
+
+
+def fit_cycles(train: list[CachedRecord], table: CycleTable, cfg: TrainConfig) -> CycleModel | None:
+    """The heart-cycle model on the training records (None when the recipe leaves it out)."""
+    if cfg.cycle_weight <= 0:
+        return None
+    x = np.array([table[c.record.name] for c in train])
+    return fit_cycle_model(x, labels(train), [c.record.database for c in train], c=cfg.cycle_c)
+
+
+def blended(
+    raw: np.ndarray, records: list[CachedRecord], model: CycleModel | None, table: CycleTable,
+    cfg: TrainConfig,
+) -> np.ndarray:  # fmt: skip
+    """The CNN's record scores blended with the heart-cycle model, as the analyzer does."""
+    if model is None:
+        return raw
+    cycle_logit = model.logit(np.array([table[c.record.name] for c in records]))
+    return blend_scores(raw, cycle_logit, cfg.cycle_weight)
+
+
+def _by_name(records: list[CachedRecord], scores: np.ndarray) -> dict[str, float]:
+    return {c.record.name: round(float(v), 5) for c, v in zip(records, scores, strict=True)}
+
+
 def run_lodo(
-    cached: list[CachedRecord], cfg: TrainConfig, settings: Settings, only: tuple[str, ...] = ()
-) -> dict[str, dict]:
+    cached: list[CachedRecord], cfg: TrainConfig, settings: Settings, table: CycleTable,
+    only: tuple[str, ...] = (),
+) -> dict[str, dict]:  # fmt: skip
     """Train on five databases, test on the sixth; threshold from the training side's validation."""
     results: dict[str, dict] = {}
     for db, train_side, test_side in lodo_folds([c.record for c in cached]):
@@ -196,8 +232,11 @@ def run_lodo(
         print(f"LODO fold: hold out training-{db} ({len(te)} records), train on {len(tr)}")
         outcome = train_model(tr, va, cfg, settings)
         predict = keras_predictor(outcome.model)
-        va_raw = record_scores(predict, va, settings)
-        te_raw = record_scores(predict, te, settings)
+        va_cnn = record_scores(predict, va, settings)
+        te_cnn = record_scores(predict, te, settings)
+        cycles = fit_cycles(tr, table, cfg)
+        va_raw = blended(va_cnn, va, cycles, table, cfg)
+        te_raw = blended(te_cnn, te, cycles, table, cfg)
         rule = fit_decision(va_raw, labels(va), cfg)
         p = rule.calibration(te_raw)
         m = binary_metrics(labels(te), p, rule.threshold)
@@ -207,13 +246,9 @@ def run_lodo(
             "with_borderline_unsure": unsure_half_right(
                 labels(te), p, rule.threshold, rule.band.contains_all(p)
             ),
-            # raw record scores, so later experiments can stack on a fold without retraining
-            "validation_scores": {
-                c.record.name: round(float(s), 5) for c, s in zip(va, va_raw, strict=True)
-            },
-            "test_scores": {
-                c.record.name: round(float(s), 5) for c, s in zip(te, te_raw, strict=True)
-            },
+            # the CNN's raw record scores, so later experiments can blend without retraining
+            "validation_scores": _by_name(va, va_cnn),
+            "test_scores": _by_name(te, te_cnn),
         }
         print(
             f"  training-{db}: Se {m.sensitivity:.3f} Sp {m.specificity:.3f} "
@@ -247,7 +282,7 @@ def calibration_section(
 def lodo_section(cached: list[CachedRecord], args: RunArgs, settings: Settings) -> dict:
     """LODO results with the recipe that produced them (they judge the recipe, not one model)."""
     cfg = dataclasses.replace(args.train, epochs=args.lodo_epochs)
-    folds = run_lodo(cached, cfg, settings, args.folds)
+    folds = run_lodo(cached, cfg, settings, cycle_table(cached, args, settings), args.folds)
     maccs = [m["macc"] for m in folds.values()]
     aucs = [m["auc"] for m in folds.values() if m["auc"] == m["auc"]]
     return {
@@ -299,12 +334,14 @@ def main() -> None:
     run_dir = settings.work_dir / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
     outcome = train_model(train, val, args.train, settings, log_dir=run_dir)
     predict = keras_predictor(outcome.model)
-    val_raw = record_scores(predict, val, settings)
+    table = cycle_table(cached, args, settings)
+    cycles = fit_cycles(train, table, args.train)
+    val_raw = blended(record_scores(predict, val, settings), val, cycles, table, args.train)
     rule = fit_decision(val_raw, labels(val), args.train)
     threshold = rule.threshold
     val_scores = rule.calibration(val_raw)
     val_m = binary_metrics(labels(val), val_scores, threshold)
-    test_raw = record_scores(predict, test, settings)
+    test_raw = blended(record_scores(predict, test, settings), test, cycles, table, args.train)
     test_scores = rule.calibration(test_raw)
     test_m = binary_metrics(labels(test), test_scores, threshold)
     databases = np.array([c.record.database for c in test])
@@ -351,7 +388,10 @@ def main() -> None:
             "rule": f"symmetric in logit around the threshold, holding the "
             f"{args.train.borderline_share:.0%} of validation records nearest to it",
         },
-        "aggregation": "mean of window scores, then calibration",
+        "aggregation": "mean of window scores, then calibration"
+        if cycles is None
+        else f"mean of window scores, its logit blended with the heart-cycle model's "
+        f"(weight {args.train.cycle_weight}), then calibration",
         "metrics": {
             "validation": val_m.as_dict(),
             "test": test_m.as_dict(),
@@ -382,6 +422,8 @@ def main() -> None:
             p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)} for p in files.values()
         },
     }
+    if cycles is not None:
+        metadata["cycle_model"] = {**cycles.as_dict(), "weight": args.train.cycle_weight}
     path = args.out / "metadata.json"
     path.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     print(
@@ -389,7 +431,8 @@ def main() -> None:
         f"in {train_seconds:.0f} s"
     )
     if args.lodo:  # after the model is saved: six more trainings must not put it at risk
-        metadata["metrics"]["lodo"] = without_scores(lodo_section(cached, args, settings))
+        lodo = lodo_section(cached, args, settings)
+        metadata["metrics"]["lodo"] = without_scores(lodo)
         path.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         print(f"recorded leave-one-database-out results in {path}")
 

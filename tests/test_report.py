@@ -51,6 +51,9 @@ def test_the_report_is_one_page_saying_what_the_app_says(
     assert f"Heart rate: {done.result.heart_rate_bpm:.0f} bpm" in text
     assert "Decision support, not a diagnosis" in text
     assert f"Model {done.result.model_version}" in text
+    assert f"{len(done.result.s1_times_s)} heart cycles followed" in text
+    assert "Why" in text
+    assert "S1→S2 (systole)" in text
     pages = tmp_path / "page"
     subprocess.run(
         ["pdftoppm", "-r", "40", "-png", str(tmp_path / "r.pdf"), str(pages)], check=True
@@ -67,6 +70,8 @@ def test_a_recording_too_poor_to_judge_is_reported_as_not_judged(
     text = pdf_text(svc.report_pdf(done.entry.id), tmp_path)
     assert "Chance of abnormal: not judged" in text
     assert "Unsure" in text
+    assert "No regular S1–S2 rhythm could be followed" in text
+    assert "Why" not in text  # a score too poor to trust is not explained
 
 
 def test_the_api_serves_the_report_and_404_for_no_result(settings, analyzer, wav_bytes, heart_8k):
