@@ -17,7 +17,8 @@ Endpoints
 ``GET /api/recordings/{id}``  what the desktop made of a recording this phone sent: status,
                           and once analysed the label, quality and what to do (token needed)
 ``POST /api/recordings``  raw audio body, token in ``X-Auscult-Token`` (or ``?t=``),
-                          ``?site=mitral``; 201 once stored in the inbox with a pending row,
+                          ``?site=mitral&exam=P-17`` (the exam the desktop has open, carried
+                          by the QR code); 201 once stored in the inbox with a pending row,
                           403 wrong token, 413 too large, 415 not audio, 422 unusable audio
 
 Only this page listens on the LAN (``recorder_host``); the analyzer stays on 127.0.0.1.
@@ -238,6 +239,7 @@ def create_app(
     @app.post("/api/recordings")
     async def upload(request: Request) -> JSONResponse:
         site = request.query_params.get("site") or None
+        exam = request.query_params.get("exam") or None
         try:
             _check_token(request, pairing)
             if site is not None and site not in SITES:
@@ -258,6 +260,7 @@ def create_app(
                 source="phone",
                 site=site,
                 client_id=request.headers.get(RECORDING_ID_HEADER) or None,
+                patient_id=exam,
             )
             del data
         return JSONResponse(

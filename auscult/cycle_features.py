@@ -20,11 +20,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import signal as sps
 
 import utils
 from auscult.cycles import FRAME_RATE, Cycles, complete_cycles, gap_levels, segment_cycles
-from auscult.quality import _butter, assess_quality
+from auscult.quality import assess_quality
 from config import Settings
 
 __all__ = [
@@ -44,15 +43,22 @@ FEATURE_NAMES = (
 
 
 def _band_levels(band: np.ndarray, rate: int) -> list[np.ndarray]:
-    """Mean |x| per segmentation frame (20 ms) in each of :data:`BANDS_HZ`."""
+    """RMS level per segmentation frame (20 ms) in each of :data:`BANDS_HZ`.
+
+    One short-time spectrum serves all bands: a Hann window two frames long centred on each
+    frame, zero-padded to a 25 Hz grid at 2 kHz.
+    """
     step = rate // FRAME_RATE
     n = len(band) // step
-    x = np.asarray(band, dtype=np.float64)
-    levels = []
-    for lo, hi in BANDS_HZ:
-        filtered = sps.sosfilt(_butter(2, (lo, min(hi, 0.45 * rate)), "bandpass", rate), x)
-        levels.append(np.abs(filtered[: n * step]).reshape(n, step).mean(axis=1))
-    return levels
+    if n == 0:
+        return [np.zeros(0) for _ in BANDS_HZ]
+    width = 2 * step
+    padded = np.pad(np.asarray(band, dtype=np.float32), (step // 2, width))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, width)[: n * step : step]
+    n_fft = max(width, int(rate / 25))
+    power = np.abs(np.fft.rfft(frames * np.hanning(width).astype(np.float32), n_fft)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
+    return [np.sqrt(power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)) for lo, hi in BANDS_HZ]
 
 
 def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:

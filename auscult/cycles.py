@@ -46,6 +46,9 @@ _S1_S = (0.122, 0.022)
 _S2_S = (0.094, 0.022)
 _SYSTOLE_SD_S = 0.025
 _STRETCH_S = 30.0  # longer recordings are decoded stretch by stretch
+#: Within a stretch, overlapping lanes of 8 s are decoded side by side (one numpy step per
+#: frame for all of them) and stitched where neighbours agree inside their 1 s overlaps.
+_LANE_S, _LANE_OVERLAP_S = 5.0, 1.0
 _MIN_BEATS = 2  # fewer complete cycles give no rate or durations
 #: 90th percentile of the mid-systole and mid-diastole level (relative to S1, 25–400 Hz) on
 #: 439 normal PhysioNet 2016 recordings (a stratified fifth of all six databases); abnormal
@@ -191,38 +194,55 @@ def _durations(cycle_s: float, systole_s: float) -> tuple[np.ndarray, np.ndarray
 def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Most likely frame states of a cyclic four-state HSMM (S1 → sys → S2 → dia → S1).
 
-    ``log_emission`` is ``(T, 4)``; ``log_duration`` ``(4, D)`` for durations 1…D frames.
-    The first and last segments may be cut short by the recording's edges: they pay no
-    duration cost. Returns ``(T,)`` state indices.
+    ``log_emission`` is ``(L, T, 4)``: L independent lanes of T frames, decoded together
+    (one numpy step per frame serves every lane). ``log_duration`` is ``(4, D)`` for
+    durations 1…D frames. The first and last segments may be cut short by the lane's edges:
+    they pay no duration cost. Returns ``(L, T)`` state indices.
     """
-    n_frames = len(log_emission)
+    lanes, n_frames, _ = log_emission.shape
     depth = log_duration.shape[1]
-    cum = np.vstack([np.zeros(4), np.cumsum(log_emission, axis=0)])  # (T+1, 4)
+    # state × lane × time: every per-frame reduction runs over the last, contiguous axis
+    cum = np.zeros((4, lanes, n_frames + 1))
+    np.cumsum(log_emission.transpose(2, 0, 1), axis=2, out=cum[:, :, 1:])
     prev = np.array([DIASTOLE, S1, SYSTOLE, S2])
-    delta = np.full((n_frames + 1, 4), -np.inf)
-    best_d = np.zeros((n_frames + 1, 4), dtype=np.int32)
+    delta = np.full((4, lanes, n_frames + 1), -np.inf)
+    best_d = np.zeros((4, lanes, n_frames + 1), dtype=np.int32)
     truncated = np.log(0.25)
-    states_idx = np.arange(4)
-    log_duration_rev = log_duration[:, ::-1].T.copy()  # row i: duration D - i
-    entered = np.full((n_frames + 1, 4), -np.inf)  # delta of the state before, minus cum
+    log_duration_rev = log_duration[:, None, ::-1].copy()  # [..., i]: duration D - i
+    entered = np.full((4, lanes, n_frames + 1), -np.inf)  # delta of the state before − cum
+    first_ok = np.arange(1, depth + 1)[None, :] <= high[:, None]  # (4, D)
     for t in range(1, n_frames + 1):
         reach = min(t, depth)
-        # rows: segment began at t - reach … t - 1, i.e. durations reach … 1
-        score = entered[t - reach : t] + log_duration_rev[depth - reach :] + cum[t]
-        if t <= depth:  # a first segment that began before the recording did
-            score[0] = np.where(t <= high, truncated + cum[t], -np.inf)
-        k = np.argmax(score, axis=0)
-        delta[t] = score[k, states_idx]
-        best_d[t] = reach - k
-        entered[t] = delta[t, prev] - cum[t]
-    # a last segment the recording's end cut short pays no duration cost either
-    finals = []
+        # last axis: the segment began at t - reach … t - 1, i.e. durations reach … 1
+        score = entered[:, :, t - reach : t] + log_duration_rev[:, :, depth - reach :]
+        score += cum[:, :, t, None]
+        if t <= depth:  # a first segment that began before the lane did
+            score[:, :, 0] = np.where(first_ok[:, t - 1, None], truncated + cum[:, :, t], -np.inf)
+        k = score.argmax(axis=2)
+        best = score.max(axis=2)
+        delta[:, :, t] = best
+        best_d[:, :, t] = reach - k
+        entered[:, :, t] = best[prev] - cum[:, :, t]
+    return np.stack([
+        _backtrack(delta[:, i].T, best_d[:, i].T, cum[:, i].T, high, prev) for i in range(lanes)
+    ])  # fmt: skip
+
+
+def _backtrack(
+    delta: np.ndarray, best_d: np.ndarray, cum: np.ndarray, high: np.ndarray, prev: np.ndarray
+) -> np.ndarray:
+    """One lane's state path, ending with a last segment its end may have cut short."""
+    n_frames = len(delta) - 1
+    best = (-np.inf, 0, 1)
     for j in range(4):
-        for d in range(1, min(int(high[j]), n_frames) + 1):
-            s = n_frames - d
-            base = truncated if s == 0 else delta[s, prev[j]]
-            finals.append((base + cum[n_frames, j] - cum[s, j], j, d))
-    _, state, d = max(finals)
+        d = np.arange(1, min(int(high[j]), n_frames) + 1)
+        s = n_frames - d
+        base = np.where(s == 0, np.log(0.25), delta[s, prev[j]])
+        total = base + cum[n_frames, j] - cum[s, j]
+        i = int(np.argmax(total))
+        if total[i] > best[0]:
+            best = (float(total[i]), j, int(d[i]))
+    _, state, d = best
     states = np.empty(n_frames, dtype=np.int8)
     t = n_frames
     while t > 0:
@@ -232,6 +252,36 @@ def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarra
             state = int(prev[state])
             d = int(best_d[t, state])
     return states
+
+
+def _lanes(n_frames: int) -> list[int]:
+    """Start frames of overlapping lanes of _LANE_S covering n frames (one lane if shorter)."""
+    width, core = int(_LANE_S * FRAME_RATE), int((_LANE_S - 2 * _LANE_OVERLAP_S) * FRAME_RATE)
+    if n_frames <= width:
+        return [0]
+    starts = list(range(0, n_frames - width, core))
+    return [*starts, n_frames - width]
+
+
+def _stitch(paths: np.ndarray, starts: list[int], n_frames: int) -> np.ndarray:
+    """One state path from overlapping lanes: each seam where both lanes agree, nearest the
+    middle of their overlap (at its middle when they never agree)."""
+    width = paths.shape[1]
+    out = np.empty(n_frames, dtype=np.int8)
+    cut = 0
+    for i, start in enumerate(starts):
+        end = start + width
+        if i + 1 < len(starts):
+            nxt = starts[i + 1]
+            overlap_a, overlap_b = paths[i, nxt - start :], paths[i + 1, : end - nxt]
+            agree = np.flatnonzero(overlap_a == overlap_b)
+            middle = (end - nxt) // 2
+            seam = nxt + (int(agree[np.argmin(np.abs(agree - middle))]) if len(agree) else middle)
+        else:
+            seam = n_frames
+        out[cut:seam] = paths[i, cut - start : seam - start]
+        cut = seam
+    return out
 
 
 def _segments(states: np.ndarray, state: int) -> list[tuple[int, int]]:
@@ -249,14 +299,10 @@ def _decode(log_env: np.ndarray, bpm: float | None, follow_noise: bool) -> np.nd
     log_duration, _, high = _durations(*timing)
     p = np.clip(_sound_probability(log_env), 1e-3, 1 - 1e-3)
     emission = np.column_stack([np.log(p), np.log1p(-p), np.log(p), np.log1p(-p)])
-    return _viterbi(emission, log_duration, high)
-
-
-def _gap_level(level: np.ndarray, start: int, end: int) -> float | None:
-    """Mean level of the middle 60 % of a gap (systole or diastole), None if too short."""
-    span = end - start
-    a, b = start + int(0.2 * span), end - int(0.2 * span)
-    return float(level[a:b].mean()) if b > a else None
+    starts = _lanes(len(emission))
+    width = min(len(emission), int(_LANE_S * FRAME_RATE))
+    lanes = np.stack([emission[s : s + width] for s in starts])
+    return _stitch(_viterbi(lanes, log_duration, high), starts, len(emission))
 
 
 def segment_cycles(
@@ -326,20 +372,32 @@ def gap_levels(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cycle: S2, mid-systole and mid-diastole level, each relative to the cycle's S1.
 
-    ``level`` is a non-negative frame level (e.g. mean |x| in one band per frame); a gap's
-    level is the mean over its middle 60 %. Returns three ``(n_cycles,)`` arrays (NaN where a
-    gap is too short or S1 is silent).
+    ``level`` is a non-negative frame level (e.g. one band's level per frame); a run's level
+    is its mean, a gap's the mean over its middle 60 %. Returns three ``(n_cycles,)`` arrays
+    (NaN where a gap is too short or S1 is silent).
     """
-    out = np.full((3, len(cycles)), np.nan)
-    for i, (s1, s2, nxt) in enumerate(cycles):
-        ref = float(level[s1[0] : s1[1]].mean())
-        if ref <= 0:
-            continue
-        out[0, i] = float(level[s2[0] : s2[1]].mean()) / ref
-        for row, (a, b) in ((1, (s1[1], s2[0])), (2, (s2[1], nxt[0]))):
-            gap = _gap_level(level, a, b)
-            out[row, i] = np.nan if gap is None else gap / ref
-    return out[0], out[1], out[2]
+    if not cycles:
+        empty = np.zeros(0)
+        return empty, empty, empty
+    runs = np.array(cycles, dtype=np.int64)  # (n, 3, 2): S1, S2, next S1 as (start, end)
+    runs = np.minimum(runs, len(level))
+    gaps = np.stack([runs[:, 0, 1], runs[:, 1, 0], runs[:, 1, 1], runs[:, 2, 0]], axis=1)
+    span = gaps[:, 1::2] - gaps[:, 0::2]  # systole, diastole lengths
+    inner_a = gaps[:, 0::2] + (0.2 * span).astype(np.int64)
+    inner_b = gaps[:, 1::2] - (0.2 * span).astype(np.int64)
+    prefix = np.concatenate([[0.0], np.cumsum(np.asarray(level, dtype=np.float64))])
+
+    def mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(b > a, (prefix[b] - prefix[np.minimum(a, b)]) / (b - a), np.nan)
+
+    s1 = mean(runs[:, 0, 0], runs[:, 0, 1])
+    s1 = np.where(s1 > 0, s1, np.nan)
+    return (
+        mean(runs[:, 1, 0], runs[:, 1, 1]) / s1,
+        mean(inner_a[:, 0], inner_b[:, 0]) / s1,
+        mean(inner_a[:, 1], inner_b[:, 1]) / s1,
+    )
 
 
 def _read_cycles(states: np.ndarray, log_env: np.ndarray) -> Cycles:

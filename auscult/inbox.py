@@ -192,8 +192,10 @@ def deliver_recording(
     source: str = "phone",
     client_id: str | None = None,
     settings: Settings | None = None,
+    patient_id: str | None = None,
 ) -> Delivery:
-    """Validate ``data`` (encoded audio), write it into the inbox and add a pending row.
+    """Validate ``data`` (encoded audio), write it into the inbox and add a pending row
+    (under ``patient_id``, the patient/exam id the desktop has open, when given).
 
     Raises
     ------
@@ -238,8 +240,9 @@ def deliver_recording(
     part = write_hidden(Path(s.inbox_dir), bytes(data))
     try:
         entry_id = store.add_receiving(
-            source=source, filename=name, audio_path=target, site=site, client_id=client_id
-        )
+            source=source, filename=name, audio_path=target, site=site, client_id=client_id,
+            patient_id=patient_id,
+        )  # fmt: skip
     except sqlite3.IntegrityError:  # the same recording id arrived twice at once
         part.unlink(missing_ok=True)
         known = store.by_client_id(source, client_id) if client_id else None

@@ -31,6 +31,7 @@ from auscult.errors import (
     StorageFullError,
     UploadTooLargeError,
 )
+from auscult.exams import Exam, group_exams
 from auscult.inbox import (
     DISK_FULL,
     Delivery,
@@ -242,16 +243,19 @@ class Service:
         source: str = "phone",
         site: str | None = None,
         client_id: str | None = None,
+        patient_id: str | None = None,
     ) -> Delivery:
         """Validate a recording, put it in the inbox with a pending row; the worker analyses it.
 
         ``client_id`` is the sender's id for the recording: sent again (a retry after a lost
         answer), the stored entry is returned with ``duplicate=True`` instead of a second one.
+        ``patient_id`` files it under that patient/exam (the one the desktop has open).
         """
+        patient_id = _check_text("patient or exam id", patient_id, 100)
         with self._decode_slot():
             return deliver_recording(
                 data, store=self.store, site=site, source=source, client_id=client_id,
-                settings=self.settings,
+                settings=self.settings, patient_id=patient_id,
             )  # fmt: skip
 
     def recover(self) -> None:
@@ -389,10 +393,12 @@ class Service:
         patient_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        search: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> HistoryPage:
-        """A filtered page of history, newest first."""
+        """A filtered page of history, newest first; ``search`` finds text in the patient/
+        exam id, file name or note."""
         for name, value, allowed in (
             ("source", source, SOURCES),
             ("site", site, SITES),
@@ -413,6 +419,7 @@ class Service:
             "patient_id": patient_id,
             "since": _utc_text(since),
             "until": _utc_text(until),
+            "search": _check_text("search", search, 100),
         }
         return HistoryPage(
             self.store.entries(**filters, limit=limit, offset=offset),
@@ -493,6 +500,34 @@ class Service:
             raise NotFoundError(f"analysis #{entry_id} has no result yet ({entry.status})")
         why = self.explanation(analysed.result, analysed.model_input)
         return report_pdf(entry, analysed.result, analysed.model_input, self.settings, why)
+
+    def exams(self, patient_id: str | None = None, limit: int = 50) -> list[Exam]:
+        """Exams newest first; of one patient/exam id, its exams over time (to compare)."""
+        patient_id = _check_text("patient or exam id", patient_id, 100)
+        entries = self.store.entries(patient_id=patient_id, limit=5000)
+        return group_exams(entries)[:limit]
+
+    def exam(self, key: str) -> Exam:
+        """The exam named ``<patient id>@<YYYY-MM-DD>`` (``Exam.key``); the id alone names
+        its newest exam."""
+        patient_id, _, day = key.rpartition("@") if "@" in key else (key, "", "")
+        for exam in self.exams(patient_id):
+            if not day or exam.day == day:
+                return exam
+        raise NotFoundError(f"no exam {key!r}: no recording is filed under that id and day")
+
+    def exam_report_pdf(self, key: str) -> bytes:
+        """The exam's PDF: a summary page, then the page of each site's newest recording."""
+        from auscult.report import Page, exam_report_pdf
+
+        exam = self.exam(key)
+        pages = []
+        for entry in exam.by_site.values():
+            analysed = self.analysed(entry, arrays=True)
+            if analysed is not None:
+                why = self.explanation(analysed.result, analysed.model_input)
+                pages.append(Page(entry, analysed.result, analysed.model_input, why))
+        return exam_report_pdf(exam, pages, self.settings)
 
     def explanation(self, result: AnalysisResult, model_input: utils.ModelInput | None) -> str:
         """One sentence on what drove the score ("" when the result has no score worth

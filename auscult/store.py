@@ -178,6 +178,7 @@ class Store:
         audio_path: Path | str,
         site: str | None = None,
         client_id: str | None = None,
+        patient_id: str | None = None,
     ) -> int:
         """Register a recording whose file is about to be moved into place; returns its id.
 
@@ -186,9 +187,10 @@ class Store:
         with self._tx() as c:
             cur = c.execute(
                 "INSERT INTO analyses (created_at, source, site, filename, audio_path, status, "
-                "client_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (_now(), source, site, filename, str(audio_path), RECEIVING, client_id),
-            )
+                "client_id, patient_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (_now(), source, site, filename, str(audio_path), RECEIVING, client_id,
+                 patient_id),
+            )  # fmt: skip
             return int(cur.lastrowid)
 
     def mark_pending(self, entry_id: int) -> bool:
@@ -356,9 +358,11 @@ class Store:
         since: str | None = None,
         until: str | None = None,
         since_id: int = 0,
+        search: str | None = None,
     ) -> tuple[str, list[Any]]:
         """SQL condition and arguments of a history filter (column names are fixed here);
-        ``since``/``until`` are ISO times (UTC), ``since_id`` lists only newer rows."""
+        ``since``/``until`` are ISO times (UTC), ``since_id`` lists only newer rows, ``search``
+        finds text anywhere in the patient/exam id, file name or note (any case)."""
         clauses, args = ["id > ?", "status != ?"], [since_id, RECEIVING]
         for column, value in (
             ("source", source),
@@ -376,4 +380,13 @@ class Store:
         if until is not None:
             clauses.append("created_at < ?")
             args.append(until)
+        if search:
+            pattern = (
+                "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
+            clauses.append(
+                "(patient_id LIKE ? ESCAPE '\\' OR filename LIKE ? ESCAPE '\\' "
+                "OR note LIKE ? ESCAPE '\\')"
+            )
+            args.extend([pattern] * 3)
         return " AND ".join(clauses), args

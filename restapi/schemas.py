@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
 from auscult.analyzer import AnalysisResult
+from auscult.exams import Exam
 from auscult.reading import DISCLAIMER, reading
 from auscult.store import Entry
 
 __all__ = [
     "AnalysisOut",
+    "ExamOut",
+    "ExamSiteOut",
     "HealthOut",
     "HistoryOut",
     "ModelOut",
@@ -20,6 +24,7 @@ __all__ = [
     "ReadingOut",
     "ResultOut",
     "analysis_out",
+    "exam_out",
 ]
 
 
@@ -54,6 +59,13 @@ class ResultOut(BaseModel):
     padded: bool
     warnings: list[str]
     model_version: str
+    s1_times_s: list[float] = Field(description="centre of every S1 found, seconds")
+    s2_times_s: list[float] = Field(description="centre of every S2 found, seconds")
+    systole_ms: float | None = Field(description="median S1 centre → S2 centre")
+    diastole_ms: float | None = Field(description="median S2 centre → next S1 centre")
+    murmur_phase: Literal["", "systolic", "diastolic", "both"] = Field(
+        description="which gap holds more sound than in nine of ten normal hearts ('' none)"
+    )
 
 
 class ReadingOut(BaseModel):
@@ -84,6 +96,41 @@ class AnalysisOut(BaseModel):
     reading: ReadingOut | None
     audio_url: str | None
     disclaimer: str = DISCLAIMER
+
+
+class ExamSiteOut(BaseModel):
+    """The newest recording of one site in an exam."""
+
+    site: str
+    analysis: AnalysisOut
+
+
+class ExamOut(BaseModel):
+    """The recordings of one patient/exam id on one day."""
+
+    key: str = Field(description="<patient id>@<YYYY-MM-DD>; names the exam in the API")
+    patient_id: str
+    day: str
+    verdict: Literal["abnormal", "unsure", "waiting", "failed", "normal"]
+    summary: str
+    missing_sites: list[str]
+    sites: list[ExamSiteOut]
+    recordings: int
+    report_url: str
+
+
+def exam_out(exam: Exam) -> ExamOut:
+    return ExamOut(
+        key=exam.key,
+        patient_id=exam.patient_id,
+        day=exam.day,
+        verdict=exam.verdict,  # type: ignore[arg-type]
+        summary=exam.summary(),
+        missing_sites=list(exam.missing_sites),
+        sites=[ExamSiteOut(site=s, analysis=analysis_out(e)) for s, e in exam.by_site.items()],
+        recordings=len(exam.entries),
+        report_url=f"/v1/exams/{quote(exam.key, safe='@')}/report.pdf",
+    )
 
 
 class HistoryOut(BaseModel):

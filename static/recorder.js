@@ -5,6 +5,8 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const token = new URLSearchParams(location.search).get('t') || '';
+  // The patient/exam the desktop had open when it showed the QR code (pseudonymous text).
+  const exam = (new URLSearchParams(location.search).get('exam') || '').slice(0, 100);
   const SITE_NAMES = { aortic: 'Aortic', pulmonic: 'Pulmonic', tricuspid: 'Tricuspid', mitral: 'Mitral' };
 
   // The browser's voice processing erases heart sounds: switch all of it off.
@@ -392,7 +394,8 @@
     renderItems();
     let res; let body = {};
     try {
-      res = await fetch('/api/recordings?site=' + encodeURIComponent(item.site), {
+      const into = exam ? '&exam=' + encodeURIComponent(exam) : '';
+      res = await fetch('/api/recordings?site=' + encodeURIComponent(item.site) + into, {
         method: 'POST',
         headers: { 'Content-Type': 'audio/wav', 'X-Auscult-Token': token, 'X-Recording-Id': item.key },
         body: item.wav,
@@ -601,6 +604,10 @@
     g.fillText('The heart sound will show here', canvas.width / 2, canvas.height / 2 + 5);
   }
 
+  if (exam) {
+    $('exam-id').textContent = exam; // text, never HTML
+    $('exam').hidden = false;
+  }
   renderPickers();
   drawIdle();
   if (!isSecure()) showAlert(insecureMessage(), true);

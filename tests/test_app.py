@@ -245,6 +245,26 @@ def test_phone_page_shows_the_current_pairing_code_and_makes_a_new_one(
     assert [c.value for c in at.code] == [f"https://192.168.1.20:8503/?t={second.token}"]
 
 
+def test_phone_page_carries_the_open_exam_in_the_qr_and_shows_its_sites(
+    work, analyzer, no_physionet, monkeypatch, wav_bytes, heart_8k
+):
+    url = "https://192.168.1.20:8503/?t=abc123"
+    monkeypatch.setenv("AUSCULT_RECORDER_URL", url)
+    get_settings.cache_clear()
+    at = run_page("phone")
+    at.text_input(key="phone_exam").set_value("P 17")
+    at.run()
+    assert [c.value for c in at.code] == [url + "&exam=P+17"]
+    assert "nothing recorded yet today" in texts(at)
+    svc = Service(work, analyzer=analyzer)
+    svc.receive(wav_bytes(heart_8k, 8000), site="mitral", patient_id="P 17")
+    svc.process_pending()
+    at.run()
+    assert not at.exception
+    assert "1 of 4 sites" in texts(at)
+    assert "not yet recorded: aortic, pulmonic, tricuspid" in texts(at)
+
+
 def test_phone_page_without_launcher_explains_how_to_pair(work, no_physionet):
     at = run_page("phone")
     assert "launcher.py" in texts(at)
@@ -386,13 +406,39 @@ def test_history_lists_filters_and_reopens(history, no_physionet):
     at.run()
     assert list(at.dataframe[0].value["file"]) == ["kept.wav"]
     at.selectbox(key="hist_site").set_value("all")
+    at.text_input(key="hist_search").set_value("KEPT")  # any case, part of the name
     at.run()
-    at.selectbox(key="hist_pick").set_value(up.entry.id)
-    at.button(key="hist_open").click()
+    assert list(at.dataframe[0].value["file"]) == ["kept.wav"]
+    at.text_input(key="hist_search").set_value("")
+    at.run()
+    at.session_state["history_shown"] = up.entry.id  # what clicking its row does
     at.run()
     assert not at.exception
     assert "auscult-card" in texts(at)
+    assert "Heart cycles." in texts(at)
     assert len(at.get("image")) >= 1
+
+
+def test_history_groups_an_exam_and_compares_it_with_earlier_ones(
+    work, analyzer, wav_bytes, heart_8k, no_physionet
+):
+    svc = Service(work, analyzer=analyzer)
+    for site in ("aortic", "mitral"):
+        svc.analyse_upload(wav_bytes(heart_8k, 8000), f"{site}.wav", site=site, patient_id="P-5")
+    old = svc.analyse_upload(wav_bytes(heart_8k, 8000), "old.wav", site="mitral", patient_id="P-5")
+    with svc.store._tx() as c:  # that one was recorded a month ago
+        c.execute("UPDATE analyses SET created_at=? WHERE id=?", ("2026-10-30T09:00:00+00:00",
+                                                               old.entry.id))  # fmt: skip
+    at = run_page("history")
+    at.segmented_control(key="hist_view").set_value("Exams")
+    at.run()
+    assert not at.exception
+    shown = texts(at)
+    assert "**P-5**" in shown
+    assert "not yet recorded: pulmonic, tricuspid" in shown
+    assert "Earlier exams of this id" in shown
+    assert "2026-10-30" in shown
+    assert [list(t.value["site"]) for t in at.dataframe] == [["aortic", "mitral"], ["mitral"]]
 
 
 def test_history_survives_a_restart(history):
@@ -403,8 +449,7 @@ def test_history_survives_a_restart(history):
 
 def test_history_delete_removes_entry_and_owned_audio(history, no_physionet):
     store, up = history
-    at = run_page("history")
-    at.selectbox(key="hist_pick").set_value(up.entry.id)
+    at = run_page("history", history_shown=up.entry.id)
     at.button(key="hist_delete").click()
     at.run()
     assert not at.exception

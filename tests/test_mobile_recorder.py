@@ -282,3 +282,15 @@ def test_the_phone_is_told_what_the_desktop_made_of_its_recording(client, store,
     assert answer["say"].endswith(".")
     assert client.get(f"/api/recordings/{entry_id}").status_code == 403  # needs the token
     assert client.get("/api/recordings/9999", headers=ask).status_code == 404
+
+
+def test_a_recording_made_from_the_exam_qr_is_filed_under_that_exam(client, store):
+    headers = {"Content-Type": "audio/wav", mobile_recorder.TOKEN_HEADER: TOKEN}
+    params = {"site": "aortic", "exam": "  P-17  "}
+    r = client.post("/api/recordings", content=heart_wav(), headers=headers, params=params)
+    assert r.status_code == 201
+    assert store.get(r.json()["id"]).patient_id == "P-17"
+    too_long = {"site": "aortic", "exam": "x" * 101}
+    r = client.post("/api/recordings", content=heart_wav(), headers=headers, params=too_long)
+    assert r.status_code == 422
+    assert "patient or exam id" in r.json()["error"]

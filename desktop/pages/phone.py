@@ -1,5 +1,8 @@
 """Phone inbox page: the pairing QR code and the recordings as they arrive.
 
+With an exam (patient/exam id) typed in, the QR code carries it: the phone files every
+recording under that id, and the page shows the exam's sites as they come in.
+
 The page only shows: the analysis worker (started with the servers, see ``auscult.worker``)
 analyses every recording whether this page is open or not.
 """
@@ -7,12 +10,13 @@ analyses every recording whether this page is open or not.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
+from urllib.parse import urlencode
 
 import streamlit as st
 
 from auscult.pairing import PairingCode, Pairings, with_token
-from auscult.store import Entry
+from auscult.store import SITES, Entry
 from auscult.worker import read_heartbeat
 from config import get_settings
 from desktop.resources import load_analyzer, service
@@ -71,19 +75,22 @@ def inbox_feed() -> None:
             st.rerun(scope="app")
 
 
-def phone_address(settings) -> tuple[str, PairingCode | None]:
-    """The address the phone opens, with the current pairing code, and that code.
+def phone_address(settings, exam: str = "") -> tuple[str, PairingCode | None]:
+    """The address the phone opens, with the current pairing code, and that code; with
+    ``exam``, the phone files its recordings under that patient/exam id.
 
     A fixed token (``pairing_token``, containers) stays in the address as given.
     """
     if not settings.recorder_url:
         return "", None
-    if settings.pairing_token:
-        return settings.recorder_url, None
-    code = Pairings(settings).current()
-    if code is None:
-        return settings.recorder_url, None
-    return with_token(settings.recorder_url, code.token), code
+    url, code = settings.recorder_url, None
+    if not settings.pairing_token:
+        code = Pairings(settings).current()
+        if code is not None:
+            url = with_token(url, code.token)
+    if exam:
+        url += ("&" if "?" in url else "?") + urlencode({"exam": exam})
+    return url, code
 
 
 @st.cache_data(show_spinner=False)
@@ -93,12 +100,40 @@ def _qr_png(url: str) -> bytes:
     return qr_png(url, scale=6)
 
 
+def local_day_now() -> str:
+    return date.today().isoformat()
+
+
+@st.fragment(run_every=2.0)
+def exam_progress(exam: str) -> None:
+    """The open exam's sites so far, updated as recordings arrive."""
+    found = service().exams(exam, limit=1)
+    today = found[0] if found and found[0].day == local_day_now() else None
+    if today is None:
+        st.info(f"Exam **{exam}**: nothing recorded yet today.", icon=":material/assignment:")
+        return
+    done = len(SITES) - len(today.missing_sites)
+    st.markdown(f"**Exam {exam}** · {done} of {len(SITES)} sites")
+    st.progress(done / len(SITES))
+    st.caption(today.summary())
+
+
 def page_phone() -> None:
     settings = get_settings()
     st.title("Phone inbox")
     load_analyzer(settings)  # the model is ready before the first recording is opened
     qr_col, help_col, inbox_col = st.columns([0.8, 1.3, 2.9], gap="medium")
-    url, code = phone_address(settings)
+    with help_col:
+        exam = st.text_input(
+            "Exam (patient/exam id)",
+            key="phone_exam",
+            max_chars=100,
+            placeholder="e.g. P-17 — pseudonymous, no names",
+            help="The phone files what it records under this id: the four sites of one "
+            "patient group into one exam (History → Exams). Change it before the next "
+            "patient and scan the new code.",
+        ).strip()
+    url, code = phone_address(settings, exam)
     if url:
         with qr_col:
             try:
@@ -140,6 +175,8 @@ def page_phone() -> None:
         done = [e.id for e in inbox_entries() if e.status in ("done", "error")]
         st.session_state.inbox_seen = max(done, default=0)
     with inbox_col:
+        if exam:
+            exam_progress(exam)
         st.subheader("Latest recordings")
         inbox_feed()
 
