@@ -318,6 +318,13 @@ def cycle_view(shown: Shown, settings: Settings, key: str) -> None:
     png = _figure(shown, settings, f"cycles@{start:.1f}")
     if png is not None:
         st.image(png, width="stretch")
+    if shown.audio_path and Path(shown.audio_path).is_file():
+        wav = listening_wav(shown.audio_path, bell=False)
+        if wav is not None:
+            label, player = st.columns([1, 3], vertical_alignment="center")
+            label.caption(f"Play these {span:.0f} s ({start:.1f}–{start + span:.1f} s)")
+            with player:
+                st.audio(wav, format="audio/wav", start_time=start, end_time=start + span)
 
 
 def _explanation(shown: Shown, settings: Settings) -> tuple[bytes, str] | None:
