@@ -20,7 +20,7 @@ import numpy as np
 
 import utils
 from auscult.calibration import logit
-from auscult.cycle_features import cycle_features
+from auscult.cycle_features import cycle_features, murmur_phase
 from auscult.cycles import Cycles, segment_cycles
 from auscult.quality import Quality, assess_quality
 from auscult.runner import ModelRunner
@@ -70,8 +70,8 @@ class AnalysisResult:
     s2_times_s: tuple[float, ...] = ()
     systole_ms: float | None = None  # median S1 centre → S2 centre
     diastole_ms: float | None = None  # median S2 centre → next S1 centre
-    #: Where sound fills the gaps between S1 and S2: "systolic", "diastolic", "both" or
-    #: "" (quiet gaps, or no cycles found). Timing only: it names no lesion.
+    #: Which gap holds more high-pitched sound than nine of ten normal hearts: "systolic",
+    #: "diastolic", "both" or "" (see cycle_features.murmur_phase). Names no lesion.
     murmur_phase: str = ""
 
     @property
@@ -177,8 +177,8 @@ class Analyzer:
         cycles = segment_cycles(mi.band, s.band_rate, quality.heart_rate_bpm)
         raw = self.runner.predict(mi.windows)
         record_raw = record_probability(raw)
+        evidence = cycle_features(mi.band, s.band_rate, cycles)
         if self.runner.cycle_model is not None:
-            evidence = cycle_features(mi.band, s.band_rate, cycles)
             cycle_logit = float(self.runner.cycle_model.logit(evidence)[0])
             raw = blend_scores(raw, cycle_logit, self.runner.cycle_weight)
             record_raw = float(blend_scores(record_raw, cycle_logit, self.runner.cycle_weight))
@@ -233,6 +233,6 @@ class Analyzer:
             s2_times_s=cycles.s2_times_s,
             systole_ms=cycles.systole_ms,
             diastole_ms=cycles.diastole_ms,
-            murmur_phase=cycles.murmur_phase,
+            murmur_phase=murmur_phase(evidence) if cycles.beats else "",
         )
         return Analysis(result=result, model_input=mi, quality=quality, cycles=cycles)

@@ -32,6 +32,7 @@ __all__ = [
     "CycleModel",
     "cycle_features",
     "fit_cycle_model",
+    "murmur_phase",
     "recording_cycle_features",
 ]
 
@@ -78,6 +79,26 @@ def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:
     periods = np.array([(nxt[0] - s1[0]) for s1, _, nxt in runs], dtype=np.float64)
     row[-1] = float(np.std(periods) / np.mean(periods))
     return row
+
+
+#: 90th percentile of the mid-systole and mid-diastole level relative to S1 at 320–640 Hz,
+#: over the 2,186 normal PhysioNet 2016 recordings: above it in 36 % of abnormal recordings'
+#: systole (10 % of normal ones by construction), 25 % of their diastole. Murmurs are higher
+#: pitched than S1, so this band shows them better than the whole envelope does (12 %).
+FILLED_LEVEL = 1.01
+_PHASE_BAND = "320_640"
+
+
+def murmur_phase(features: np.ndarray) -> str:
+    """Which gap holds more high-pitched sound than nine of ten normal hearts: "systolic",
+    "diastolic", "both" or "" (neither, or no cycles). Timing only: it names no lesion."""
+    row = dict(zip(FEATURE_NAMES, np.asarray(features, dtype=np.float64), strict=True))
+    limit = np.log(FILLED_LEVEL)
+    systolic = row[f"systole_{_PHASE_BAND}"] >= limit  # NaN compares False
+    diastolic = row[f"diastole_{_PHASE_BAND}"] >= limit
+    return {(True, True): "both", (True, False): "systolic", (False, True): "diastolic"}.get(
+        (bool(systolic), bool(diastolic)), ""
+    )
 
 
 @dataclass(frozen=True)

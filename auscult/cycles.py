@@ -50,12 +50,6 @@ _STRETCH_S = 30.0  # longer recordings are decoded stretch by stretch
 #: frame for all of them) and stitched where neighbours agree inside their 1 s overlaps.
 _LANE_S, _LANE_OVERLAP_S = 5.0, 1.0
 _MIN_BEATS = 2  # fewer complete cycles give no rate or durations
-#: 90th percentile of the mid-systole and mid-diastole level (relative to S1, 25–400 Hz) on
-#: 439 normal PhysioNet 2016 recordings (a stratified fifth of all six databases); abnormal
-#: recordings' medians are 0.27 and 0.25 against the normals' 0.21 and 0.18.
-FILLED_SYSTOLE, FILLED_DIASTOLE = 0.39, 0.33
-FILLED_BOTH = 0.5  # both gaps this full: sound through the whole cycle
-GAP_CONTRAST = 1.3
 
 
 @dataclass(frozen=True)
@@ -77,26 +71,6 @@ class Cycles:
     @property
     def beats(self) -> int:
         return len(self.s1_times_s)
-
-    @property
-    def murmur_phase(self) -> str:
-        """Which gap holds more sound than normal hearts do: "systolic", "diastolic", "both", "".
-
-        A gap counts as filled when its level is above what 90 % of normal PhysioNet 2016
-        recordings reach (:data:`FILLED_SYSTOLE`, :data:`FILLED_DIASTOLE`) and at least
-        :data:`GAP_CONTRAST` × the other gap's level (noise fills both gaps alike); both gaps
-        count when both pass a stricter :data:`FILLED_BOTH`. Timing only, no lesion.
-        """
-        sys_level, dia_level = self.systolic_level, self.diastolic_level
-        if sys_level is None or dia_level is None:
-            return ""
-        if sys_level >= FILLED_BOTH and dia_level >= FILLED_BOTH:
-            return "both"
-        if sys_level >= FILLED_SYSTOLE and sys_level >= GAP_CONTRAST * dia_level:
-            return "systolic"
-        if dia_level >= FILLED_DIASTOLE and dia_level >= GAP_CONTRAST * sys_level:
-            return "diastolic"
-        return ""
 
 
 def _log_envelope(band: np.ndarray, rate: int) -> np.ndarray:

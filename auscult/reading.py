@@ -81,10 +81,12 @@ def recording_tips(result: AnalysisResult) -> tuple[str, ...]:
 
 
 _PHASE_WORDS = {
-    "systolic": "sound fills systole (between S1 and S2) more than in nine of ten normal hearts",
-    "diastolic": "sound fills diastole (between S2 and the next S1) more than in nine of ten "
+    "systolic": "high-pitched sound fills systole (between S1 and S2) more than in nine of "
+    "ten normal hearts",
+    "diastolic": "high-pitched sound fills diastole (between S2 and the next S1) more than in "
+    "nine of ten normal hearts",
+    "both": "high-pitched sound fills both systole and diastole more than in nine of ten "
     "normal hearts",
-    "both": "sound fills both systole and diastole",
 }
 
 

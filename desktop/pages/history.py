@@ -25,7 +25,13 @@ from desktop.views import (
 __all__ = ["page_history"]
 
 _RESULTS = ("all", "normal", "abnormal", "unsure", "failed", "waiting")
-_VERDICT_ICONS = {"abnormal": "🔴", "unsure": "🟠", "normal": "🟢", "waiting": "🔵", "failed": "⚪"}
+_VERDICT_ICONS = {
+    "abnormal": ":red[●]",
+    "unsure": ":orange[●]",
+    "normal": ":green[●]",
+    "waiting": ":blue[●]",
+    "failed": ":gray[●]",
+}
 
 
 def _deep_link() -> None:
