@@ -108,6 +108,9 @@ def analyzer():
     return Analyzer()
 
 
+EXAM = "P-E2E"
+
+
 def test_phone_recording_appears_analysed_on_the_desktop_by_itself(analyzer, tmp_path):
     wav, name, margin = clear_record(analyzer, LABEL, tmp_path)  # the excerpt the phone plays
     original = get_settings().data_dir / f"training-{name[0]}" / f"{name}.flac"
@@ -122,7 +125,7 @@ def test_phone_recording_appears_analysed_on_the_desktop_by_itself(analyzer, tmp
     store = Store(settings.db_path)
     try:
         with recording_page(settings, TOKEN, store) as phone_base:
-            phone_url = f"{phone_base}/?t={TOKEN}"
+            phone_url = f"{phone_base}/?t={TOKEN}&exam={EXAM}"  # the QR of an open exam
             with analyzer_app(work, {**env, "AUSCULT_RECORDER_URL": phone_url}) as desktop_url:
                 timeline = journey(desktop_url, phone_url, wav)
         entry = store.get(timeline.entry_id)
@@ -132,7 +135,9 @@ def test_phone_recording_appears_analysed_on_the_desktop_by_itself(analyzer, tmp
     # (1) the desktop showed the new recording, with the original's label
     assert entry is not None
     assert (entry.source, entry.site, entry.status) == ("phone", SITE, "done")
+    assert entry.patient_id == EXAM, "the phone filed it under the exam its QR carried"
     assert entry.filename in timeline.caption, (entry.filename, timeline.caption)
+    assert f"patient/exam: {EXAM}" in timeline.caption
     shown_label = timeline.card.split()[0].lower()
     detail = (
         f"{name}: original {expected.label} p={expected.probability:.3f}, played excerpt "
@@ -183,6 +188,7 @@ def journey(desktop_url: str, phone_url: str, wav: Path) -> Timeline:
             phone.on("request", lambda r: requests.append(r))
             phone.goto(phone_url)
             phone.wait_for_selector("#link.ok", timeout=15_000)  # paired with the desktop
+            assert EXAM in phone.inner_text("#exam")  # the exam the recordings go into
             phone.click(f'[data-site="{SITE}"]')
             phone.click(f'[data-seconds="{RECORD_S}"]')
             phone.click("#record")
