@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from auscult.calibration import logit
 from auscult.cycle_features import cycle_features, murmur_phase
 from auscult.cycles import Cycles, segment_cycles
 from auscult.quality import Quality, assess_quality
+from auscult.registry import Registry
 from auscult.runner import ModelRunner
 from config import Settings, get_settings
 
@@ -162,6 +164,19 @@ class Analyzer:
     def __init__(self, runner: ModelRunner | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.runner = runner or ModelRunner.from_settings(self.settings)
+        self._follow_registry = runner is None  # a runner handed in stays as it is
+        self._registry = Registry(self.settings)
+        self._reload = threading.Lock()
+
+    def current_runner(self) -> ModelRunner:
+        """The runner of the registry's active version, reloaded once a promotion or a
+        rollback has switched it (one stat per analysis; no restart needed)."""
+        if self._follow_registry and self._registry.stamp() != self.runner.stamp:
+            with self._reload:
+                if self._registry.stamp() != self.runner.stamp:
+                    self.runner = ModelRunner.from_settings(self.settings)
+                    log.info("now serving model %s", self.runner.version)
+        return self.runner
 
     def analyze(self, source: utils.AudioSource) -> AnalysisResult:
         """Analyse a file path or encoded bytes; raises ``InvalidAudioError`` for unusable input."""
@@ -175,18 +190,19 @@ class Analyzer:
         mi = utils.model_input(recording, s)
         quality = assess_quality(mi.band, s.band_rate, recording.clip_fraction, mi.high_band_share)
         cycles = segment_cycles(mi.band, s.band_rate, quality.heart_rate_bpm)
-        raw = self.runner.predict(mi.windows)
+        runner = self.current_runner()
+        raw = runner.predict(mi.windows)
         record_raw = record_probability(raw)
         evidence = cycle_features(mi.band, s.band_rate, cycles)
-        if self.runner.cycle_model is not None:
-            cycle_logit = float(self.runner.cycle_model.logit(evidence)[0])
-            raw = blend_scores(raw, cycle_logit, self.runner.cycle_weight)
-            record_raw = float(blend_scores(record_raw, cycle_logit, self.runner.cycle_weight))
-        calibrate = self.runner.calibration
+        if runner.cycle_model is not None:
+            cycle_logit = float(runner.cycle_model.logit(evidence)[0])
+            raw = blend_scores(raw, cycle_logit, runner.cycle_weight)
+            record_raw = float(blend_scores(record_raw, cycle_logit, runner.cycle_weight))
+        calibrate = runner.calibration
         probs = calibrate(raw)  # each window read as if it were a whole recording
         probability = calibrate.scalar(record_raw)
-        threshold = self.runner.threshold
-        band = self.runner.band
+        threshold = runner.threshold
+        band = runner.band
         reliable = quality.score >= s.min_quality
         borderline = reliable and band.contains(probability)
         if not reliable or borderline:
@@ -225,7 +241,7 @@ class Analyzer:
             window_s=s.window_s,
             padded=mi.padded,
             warnings=tuple(warnings),
-            model_version=self.runner.version,
+            model_version=runner.version,
             borderline=borderline,
             band=(band.low, band.high),
             quality_problem="" if reliable else quality.problem,

@@ -1,7 +1,8 @@
 """LiteRT model runner: window features in, per-window probabilities out, no TensorFlow.
 
-The runner checks that the committed model files match ``models/metadata.json`` and that
-the model was trained with the same front-end constants as ``config.py``.
+The runner loads the registry's active version (``auscult.registry``; the committed model
+in ``models/`` until another is promoted), checks that its file matches its model card and
+that it was trained with the same front-end constants as ``config.py``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class ModelRunner:
     band: BorderlineBand | None = None  # None: no borderline band (an empty one at threshold)
     cycle_model: CycleModel | None = None  # blended with the CNN's score (see analyzer)
     cycle_weight: float = 0.0
+    #: The registry pointer's state this runner was loaded from (see auscult.registry).
+    stamp: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -72,9 +75,12 @@ class ModelRunner:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, verify: bool = True) -> ModelRunner:
         """Load the committed model named in ``config.py`` and its metadata."""
+        from auscult.registry import Registry
+
         s = settings or get_settings()
-        card = load_card(s)
-        path = s.tflite_path
+        active = Registry(s).active()
+        card = load_card(s, active.metadata_path)
+        path = active.tflite_path
         if not path.exists():
             raise ModelNotFoundError(
                 f"model file not found at {path}; restore models/ from git or retrain"
@@ -96,6 +102,7 @@ class ModelRunner:
             band=card.band,
             cycle_model=cycle_model,
             cycle_weight=cycle_weight,
+            stamp=active.stamp,
         )
 
     @property

@@ -1,0 +1,235 @@
+"""Model registry: every model version the clinic has had, one active, switched atomically.
+
+Layout under ``<work_dir>/models`` (runtime data, never in git)::
+
+    versions/<version>/auscult_cnn.tflite   the LiteRT model
+    versions/<version>/metadata.json        its model card (data, metrics, calibration,
+                                            parent version, date)
+    active.json                             {"version": ..., "since": ..., "by": ..., "why": ...}
+    log.jsonl                               every promotion and rollback, one JSON per line
+
+The committed model (``models/`` in git) is the first version: it is copied in when the
+registry is first opened, and it serves whenever the registry is empty or unreadable.
+
+Crash safety, by construction:
+
+- a version is written into a hidden ``.incoming-*`` folder, checked (the card parses, the
+  model file matches the card's sha256 and loads in LiteRT) and only then renamed into
+  ``versions/`` — one atomic rename, so ``versions/`` never holds half a model; leftovers of
+  a killed registration are removed the next time the registry opens;
+- the active pointer is replaced with ``os.replace`` after an fsync: a reader sees the old
+  version or the new one, never a mix, whatever moment a process is killed at;
+- versions are never modified or deleted once registered, so rolling back is a pointer
+  switch too.
+
+Readers (the analyzer in the app, the worker and the API) compare the pointer's
+``(mtime, size, inode)`` before each analysis and load the new version when it changed: a
+promotion is visible everywhere within one analysis, without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from auscult.errors import AuscultError, StorageFullError
+from auscult.inbox import is_disk_full
+from auscult.model_card import ModelCard, load_card
+from config import Settings, get_settings
+
+__all__ = ["ActiveModel", "Registry", "Version"]
+
+_INCOMING = ".incoming-"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One registered model."""
+
+    name: str
+    folder: Path
+    card: ModelCard
+
+    @property
+    def tflite_path(self) -> Path:
+        return self.folder / next(iter(n for n in self.card.files if n.endswith(".tflite")))
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.folder / "metadata.json"
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """Where the model to serve lives now, and the pointer state it was read from."""
+
+    version: str
+    tflite_path: Path
+    metadata_path: Path
+    stamp: tuple[int, int, int]  # (mtime_ns, size, inode) of active.json; zeros: committed
+
+
+def _fsync_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: temporary file, fsync, rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Registry:
+    """The versions under ``<work_dir>/models`` and the pointer to the active one."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.root = Path(self.settings.work_dir) / "models"
+        self.versions_dir = self.root / "versions"
+        self.pointer = self.root / "active.json"
+        self.log_path = self.root / "log.jsonl"
+
+    # ------------------------------------------------------------------ reading
+    def stamp(self) -> tuple[int, int, int]:
+        """(mtime_ns, size, inode) of the pointer, zeros when there is none: cheap to poll."""
+        try:
+            st = self.pointer.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def versions(self) -> list[Version]:
+        """Every registered version, oldest first (by the card's training date, then name)."""
+        found = []
+        for folder in sorted(self.versions_dir.glob("*")) if self.versions_dir.is_dir() else []:
+            if folder.name.startswith(".") or not (folder / "metadata.json").is_file():
+                continue
+            try:
+                card = load_card(self.settings, folder / "metadata.json")
+            except AuscultError:
+                continue  # unreadable: never served, listed nowhere
+            found.append(Version(folder.name, folder, card))
+        return sorted(found, key=lambda v: (v.card.training.date, v.name))
+
+    def get(self, name: str) -> Version:
+        for version in self.versions():
+            if version.name == name:
+                return version
+        raise AuscultError(f"no model version {name!r} in the registry")
+
+    def active_name(self) -> str | None:
+        try:
+            return str(json.loads(self.pointer.read_text())["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def active(self) -> ActiveModel:
+        """The model to serve: the pointer's version, or the committed model without one."""
+        stamp = self.stamp()
+        name = self.active_name()
+        folder = self.versions_dir / name if name else None
+        if folder is not None and (folder / "metadata.json").is_file():
+            try:
+                version = Version(name, folder, load_card(self.settings, folder / "metadata.json"))
+                return ActiveModel(name, version.tflite_path, version.metadata_path, stamp)
+            except (AuscultError, StopIteration):
+                pass  # a broken pointer target: serve the committed model
+        s = self.settings
+        return ActiveModel("committed", s.tflite_path, s.metadata_path, (0, 0, 0))
+
+    def history(self) -> list[dict]:
+        """Promotions and rollbacks, oldest first."""
+        if not self.log_path.is_file():
+            return []
+        events = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue  # a line a crash cut short
+        return events
+
+    # ------------------------------------------------------------------ writing
+    def ensure(self) -> None:
+        """Create the registry with the committed model as its first, active version; remove
+        what a killed registration left behind."""
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.versions_dir.glob(f"{_INCOMING}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if self.active_name() is not None or any(self.versions()):
+            return
+        s = self.settings
+        first = self.register(s.tflite_path, load_card(s).to_dict())
+        self.promote(first.name, by="setup", why="the committed model is the first version")
+
+    def register(self, tflite_path: Path, card: dict) -> Version:
+        """Add a model as a candidate version (not served until promoted).
+
+        ``card`` is the model card as a dict; its ``files`` must hold the model file's sha256.
+        Raises ``AuscultError`` for a corrupt or mismatched model (nothing is kept) and
+        ``StorageFullError`` when the disk is full.
+        """
+        from auscult.runner import ModelRunner, sha256_of
+
+        name = str(card.get("version") or datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S"))
+        if (self.versions_dir / name).exists():
+            raise AuscultError(f"model version {name} is registered already")
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        incoming = Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=_INCOMING))
+        try:
+            target = incoming / Path(tflite_path).name
+            shutil.copyfile(tflite_path, target)
+            _fsync_write(incoming / "metadata.json", json.dumps(card, indent=2) + "\n")
+            parsed = load_card(self.settings, incoming / "metadata.json")
+            expected = parsed.files.get(target.name)
+            if expected is None or sha256_of(target) != expected.sha256:
+                raise AuscultError(
+                    f"the candidate model {name} does not match the sha256 in its card; "
+                    "it is corrupt or incomplete and was not registered"
+                )
+            try:
+                s = self.settings
+                probe = np.zeros((1, s.n_mels, s.window_frames), dtype=np.float32)
+                ModelRunner(target, parsed.threshold, parsed).predict(probe)
+            except Exception as exc:  # LiteRT refuses the file
+                raise AuscultError(
+                    f"the candidate model {name} does not load ({exc}); it was not registered"
+                ) from exc
+            os.replace(incoming, self.versions_dir / name)
+        except BaseException as exc:
+            shutil.rmtree(incoming, ignore_errors=True)
+            if is_disk_full(exc):
+                raise StorageFullError(
+                    "the disk is full: the new model version was not registered; free space "
+                    "and register it again"
+                ) from exc
+            raise
+        return self.get(name)
+
+    def promote(self, name: str, *, by: str = "", why: str = "") -> None:
+        """Serve version ``name`` from now on: one atomic pointer switch, logged."""
+        self.get(name)  # refuses an unknown or unreadable version
+        previous = self.active_name()
+        event = {"version": name, "previous": previous, "since": _now(), "by": by, "why": why}
+        _fsync_write(self.pointer, json.dumps(event, indent=2) + "\n")
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(event) + "\n")
+
+    def rollback(self, name: str, *, by: str = "") -> None:
+        """Serve an earlier version again (a pointer switch like any promotion)."""
+        self.promote(name, by=by, why=f"rollback from {self.active_name()}")
