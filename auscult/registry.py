@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auscult.errors import AuscultError, StorageFullError
+from auscult.errors import AuscultError, ModelNotFoundError, StorageFullError
 from auscult.inbox import is_disk_full
 from auscult.model_card import ModelCard, load_card
 from config import Settings, get_settings
@@ -174,6 +174,10 @@ class Registry:
         if self.active_name() is not None or any(self.versions()):
             return
         s = self.settings
+        if not s.tflite_path.is_file():
+            raise ModelNotFoundError(
+                f"model file not found at {s.tflite_path}; restore models/ from git or retrain"
+            )
         first = self.register(s.tflite_path, load_card(s).to_dict())
         self.promote(first.name, by="setup", why="the committed model is the first version")
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from auscult.model_card import load_card
+from auscult.registry import Registry
 from auscult.service import Service
 from restapi.deps import get_service, require_key
 from restapi.problems import PROBLEM_RESPONSES, problem_schema
@@ -67,5 +68,7 @@ def metrics(request: Request) -> Response:
     summary="The model card",
 )
 def model(service: Annotated[Service, Depends(get_service)]) -> ModelOut:
-    data = load_card(service.settings).to_dict()  # ModelNotFoundError → 503
+    """The card of the model serving now (the registry's active version)."""
+    active = Registry(service.settings).active()
+    data = load_card(service.settings, active.metadata_path).to_dict()  # not found → 503
     return ModelOut(**{k: v for k, v in data.items() if k in ModelOut.model_fields})

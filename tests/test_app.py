@@ -70,6 +70,11 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def table_with(at: AppTest, column: str):
+    """The first table on the page that has ``column``."""
+    return next(t.value for t in at.dataframe if column in t.value.columns)
+
+
 def wait_until_analysed(settings: Settings, count: int = 1, timeout: float = 15.0) -> None:
     """Wait for the app's worker thread to finish ``count`` rows (it polls every 0.2 s)."""
     store = Store(settings.db_path)
@@ -488,6 +493,29 @@ def test_model_page_shows_metrics_and_limits(work, no_physionet):
     assert {"Se", "Sp", "MAcc", "AUC"} <= set(at.dataframe[0].value.columns)
 
 
+def test_model_page_lists_versions_and_switches_the_serving_one(work, no_physionet):
+    from auscult.model_card import load_card
+    from auscult.registry import Registry
+
+    registry = Registry(work)
+    registry.ensure()
+    card = load_card(work).to_dict()
+    card["version"] = "2099.02.01-0000"
+    registry.register(work.tflite_path, card)
+    at = run_page("model")
+    assert not at.exception
+    versions = table_with(at, "serving")
+    assert list(versions["version"]) == [load_card(work).version, "2099.02.01-0000"]
+    at.selectbox(key="model_switch").set_value("2099.02.01-0000")
+    at.text_input(key="model_switch_why").set_value("clinic set")
+    at.button(key="model_switch_go").click()
+    at.run()
+    assert not at.exception
+    assert registry.active_name() == "2099.02.01-0000"
+    assert registry.history()[-1]["why"] == "clinic set"
+    assert at.metric[0].value == "2099.02.01-0000"  # the card shown is the serving one
+
+
 def test_model_page_shows_lodo_folds_and_evaluation_plots(
     work, no_physionet, tmp_path, monkeypatch
 ):
@@ -505,7 +533,7 @@ def test_model_page_shows_lodo_folds_and_evaluation_plots(
     get_settings.cache_clear()
     at = run_page("model")
     assert not at.exception
-    lodo = at.dataframe[-1].value
+    lodo = table_with(at, "held-out database")
     assert list(lodo["held-out database"]) == ["training-a", "training-b"]
     assert "Mean over held-out databases: MAcc 0.75" in texts(at)
     assert len(at.get("image")) == 1

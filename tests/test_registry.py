@@ -156,3 +156,30 @@ def test_kill_9_during_a_registration_leaves_no_half_version(registry, settings,
     registry.ensure()  # the next opening clears what the kill left
     assert not any(p.name.startswith(".incoming") for p in registry.versions_dir.iterdir())
     assert registry.active().version == load_card(settings).version
+
+
+def test_the_api_lists_versions_and_switches_the_one_that_serves(
+    registry, settings, wav_bytes, heart_8k
+):
+    from fastapi.testclient import TestClient
+
+    import api
+    from auscult.service import Service
+
+    registry.register(settings.tflite_path, candidate(registry, "2099.01.06-0000"))
+    committed = load_card(settings).version
+    with TestClient(api.create_app(settings, Service(settings))) as client:
+        listed = client.get("/v1/models").json()
+        assert [(v["version"], v["active"]) for v in listed] == [
+            (committed, True),
+            ("2099.01.06-0000", False),
+        ]
+        r = client.put("/v1/models/active", json={"version": "2099.01.06-0000", "why": "test"})
+        assert r.status_code == 200
+        assert client.get("/v1/model").json()["version"] == "2099.01.06-0000"
+        made = client.post("/v1/analyses", content=wav_bytes(heart_8k, 8000)).json()
+        assert made["result"]["model_version"] == "2099.01.06-0000"
+        assert client.put("/v1/models/active", json={"version": "nope"}).status_code == 404
+        client.put("/v1/models/active", json={"version": committed, "why": "rollback"})
+        made = client.post("/v1/analyses", content=wav_bytes(heart_8k, 8000)).json()
+        assert made["result"]["model_version"] == committed

@@ -14,6 +14,7 @@ import streamlit as st
 
 from auscult.errors import AuscultError
 from auscult.model_card import ModelCard, load_card
+from auscult.registry import Registry
 from config import get_settings
 
 __all__ = ["page_model"]
@@ -147,11 +148,54 @@ def _metrics_section(card: ModelCard) -> None:
     )
 
 
+def _versions_section(registry: Registry) -> None:
+    """The registry's versions, and promoting or rolling back by hand."""
+    st.subheader("Versions")
+    try:
+        registry.ensure()
+        versions = registry.versions()
+    except AuscultError as exc:
+        st.error(str(exc))
+        return
+    active = registry.active_name()
+    st.dataframe(
+        [
+            {
+                "version": v.name,
+                "serving": "● serving" if v.name == active else "",
+                "trained": v.card.training.date[:16].replace("T", " "),
+                "test AUC": v.card.metrics.test.get("auc"),
+                "sensitivity": v.card.metrics.test.get("sensitivity"),
+                "specificity": v.card.metrics.test.get("specificity"),
+                "LODO mean AUC": v.card.metrics.lodo.mean_auc,
+            }
+            for v in versions
+        ],
+        hide_index=True,
+    )
+    others = [v.name for v in versions if v.name != active]
+    if not others:
+        st.caption("One version so far: the committed model. Retrained versions appear here.")
+        return
+    pick, why, go = st.columns([1.2, 2, 0.8], vertical_alignment="bottom")
+    chosen = pick.selectbox("Serve instead", others, key="model_switch")
+    reason = why.text_input("Why", key="model_switch_why", placeholder="e.g. echo-confirmed set")
+    if go.button("Switch", type="primary", key="model_switch_go"):
+        registry.promote(chosen, by="desktop", why=reason)
+        st.toast(f"Model {chosen} serves from the next analysis on", icon=":material/swap_horiz:")
+        st.rerun()
+    st.caption(
+        "The switch is atomic and the app, the phone worker and the API serve the chosen "
+        "version from their next analysis, without a restart. Every switch is logged."
+    )
+
+
 def page_model() -> None:
     settings = get_settings()
     st.title("Model card")
+    registry = Registry(settings)
     try:
-        card: ModelCard | None = load_card(settings)
+        card: ModelCard | None = load_card(settings, registry.active().metadata_path)
     except AuscultError as exc:
         st.error(str(exc))
         card = None
@@ -202,6 +246,8 @@ def page_model() -> None:
             )
         if card is not None and card.threshold_rule:
             st.markdown(f"**Threshold:** {card.threshold_rule}.")
+
+    _versions_section(registry)
 
     pictures = sorted((settings.models_dir / "evaluation").glob("*.png"))
     if pictures:
