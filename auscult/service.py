@@ -23,6 +23,7 @@ from typing import Any
 import utils
 from auscult.analyzer import AnalysisResult, Analyzer
 from auscult.batch import BatchRow, analyze_many
+from auscult.clinic_data import ClinicData, LabelledRecording
 from auscult.errors import (
     AuscultError,
     BusyError,
@@ -106,6 +107,7 @@ class Service:
         self._analyzer = analyzer if isinstance(analyzer, Analyzer) else None
         self._load = analyzer if callable(analyzer) else (lambda: Analyzer(settings=self.settings))
         self._load_lock = threading.Lock()
+        self._clinic: ClinicData | None = None
         self._inflight_lock = threading.Lock()
         self._inflight_bytes = 0
         self._decoding = threading.BoundedSemaphore(self.settings.decode_workers)
@@ -500,6 +502,33 @@ class Service:
             raise NotFoundError(f"analysis #{entry_id} has no result yet ({entry.status})")
         why = self.explanation(analysed.result, analysed.model_input)
         return report_pdf(entry, analysed.result, analysed.model_input, self.settings, why)
+
+    @property
+    def clinic(self) -> ClinicData:
+        """The clinic's labelled recordings (for retraining), opened on first use."""
+        if self._clinic is None:
+            with self._load_lock:
+                if self._clinic is None:
+                    self._clinic = ClinicData(self.settings)
+        return self._clinic
+
+    def confirm_label(
+        self, entry_id: int, label: str, *, who: str, evidence: str | None = None
+    ) -> LabelledRecording:
+        """Keep an analysed recording with its true label (e.g. "echo confirmed abnormal")
+        for retraining; the audio is copied, so deleting the analysis later loses nothing."""
+        entry = self.get(entry_id)
+        if not entry.audio_path or not Path(entry.audio_path).is_file():
+            raise NotFoundError(
+                f"the audio of analysis #{entry_id} is no longer stored, so it cannot be kept "
+                "for retraining"
+            )
+        return self.clinic.add(
+            Path(entry.audio_path).read_bytes(), entry.filename, label=label, who=who,
+            site=entry.site, device=entry.source, evidence=evidence,
+            patient_id=entry.patient_id, note=entry.note, source="history",
+            analysis_id=entry.id,
+        )  # fmt: skip
 
     def exams(self, patient_id: str | None = None, limit: int = 50) -> list[Exam]:
         """Exams newest first; of one patient/exam id, its exams over time (to compare)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -91,8 +91,11 @@ def _is_form(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
-async def _one_recording(request: Request, limit: int) -> tuple[str, bytes, dict[str, str]]:
-    """(file name, bytes, form fields) from a multipart form or a raw body."""
+async def one_recording(
+    request: Request, limit: int, allowed: Collection[str] = tuple(_FIELDS)
+) -> tuple[str, bytes, dict[str, str]]:
+    """(file name, bytes, form fields named in ``allowed``) from a multipart form or a raw
+    body."""
     if not _is_form(request):
         name = request.query_params.get("filename") or "upload"
         return name, await read_body(request, limit), {}
@@ -103,7 +106,7 @@ async def _one_recording(request: Request, limit: int) -> tuple[str, bytes, dict
     if "file" not in form:
         raise InvalidRequestError("the form has no `file` field with the recording")
     name, data = await _file_bytes(form["file"], limit)
-    fields = {k: v for k, v in form.items() if k in _FIELDS and isinstance(v, str)}
+    fields = {k: v for k, v in form.items() if k in allowed and isinstance(v, str)}
     return name, data, fields
 
 
@@ -137,7 +140,7 @@ async def create_analysis(
     """
     declared = request.headers.get("content-length", "")
     with service.upload_slot(int(declared) if declared.isdigit() else None):
-        name, data, fields = await _one_recording(request, service.settings.max_upload_bytes)
+        name, data, fields = await one_recording(request, service.settings.max_upload_bytes)
         site = fields.get("site", site)  # type: ignore[assignment]
         patient_id = fields.get("patient_id", patient_id)
         note = fields.get("note", note)
