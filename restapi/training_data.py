@@ -123,7 +123,12 @@ async def add_labelled(
     return _out(item)
 
 
-@router.get("/v1/training-data", response_model=list[LabelledOut], summary="List")
+@router.get(
+    "/v1/training-data",
+    response_model=list[LabelledOut],
+    responses=PROBLEM_RESPONSES,
+    summary="List",
+)
 def list_labelled(
     service: Annotated[Service, Depends(get_service)],
     label: Annotated[Label | None, Query()] = None,
