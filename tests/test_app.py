@@ -424,6 +424,24 @@ def test_history_lists_filters_and_reopens(history, no_physionet):
     assert len(at.get("image")) >= 1
 
 
+def test_an_outcome_confirmed_in_history_is_kept_for_retraining(history, no_physionet):
+    from auscult.clinic_data import ClinicData
+
+    _store, up = history
+    at = run_page("history", history_shown=up.entry.id)
+    at.radio(key="history-truth").set_value("abnormal")
+    at.text_input(key="history-evidence").set_value("echocardiogram")
+    at.text_input(key="history-who").set_value("Dr Ng")
+    at.button(key="history-confirm").click()
+    at.run()
+    assert not at.exception
+    (kept,) = ClinicData(get_settings()).items()
+    assert (kept.analysis_id, kept.label, kept.who, kept.evidence) == (
+        up.entry.id, "abnormal", "Dr Ng", "echocardiogram"
+    )  # fmt: skip
+    assert any("Outcome confirmed: abnormal — Dr Ng" in e.label for e in at.expander)
+
+
 def test_history_groups_an_exam_and_compares_it_with_earlier_ones(
     work, analyzer, wav_bytes, heart_8k, no_physionet
 ):
@@ -619,11 +637,11 @@ def test_a_2khz_physionet_recording_plays_as_an_8khz_wav(work, physionet_dir, mo
     at.run()
     assert not at.exception
     players = at.get("audio")
-    assert len(players) == 2  # the demo picker's and the result's
+    assert len(players) == 3  # the demo picker's, the result's and the cycle view's 4 s
     at.toggle(key="analyze-bell").set_value(True)
     at.run()
     assert not at.exception
-    from desktop.views import listening_wav
+    from desktop.result_view import listening_wav
 
     wav = listening_wav(str(next(physionet_dir.glob("training-a/*.flac"))), bell=True)
     assert sf.info(io.BytesIO(wav)).samplerate == 8000

@@ -14,7 +14,8 @@ from auscult.service import Analysed
 from auscult.store import SITES
 from config import get_settings
 from desktop.resources import demo_recordings, model_ready, service
-from desktop.views import UPLOAD_TYPES, Shown, listening_wav, render_result
+from desktop.result_view import listening_wav, render_result
+from desktop.views import UPLOAD_TYPES, Shown
 
 __all__ = ["page_analyze"]
 

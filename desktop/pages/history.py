@@ -13,14 +13,8 @@ from auscult.exams import Exam
 from auscult.store import SITES, SOURCES, Entry
 from config import get_settings
 from desktop.resources import service
-from desktop.views import (
-    PERCENT_COLUMN,
-    Shown,
-    coloured,
-    label_word,
-    local_time,
-    render_result,
-)
+from desktop.result_view import render_result
+from desktop.views import PERCENT_COLUMN, Shown, coloured, label_word, local_time
 
 __all__ = ["page_history"]
 

@@ -16,6 +16,7 @@ from auscult.errors import AuscultError
 from auscult.model_card import ModelCard, load_card
 from auscult.registry import Registry
 from config import get_settings
+from desktop.resources import service
 
 __all__ = ["page_model"]
 
@@ -190,6 +191,63 @@ def _versions_section(registry: Registry) -> None:
     )
 
 
+def _clinic_section() -> None:
+    """Labelled recordings of the clinic's own devices: what retraining will learn from."""
+    from auscult.store import SITES
+
+    st.subheader("Clinic recordings for retraining")
+    clinic = service().clinic
+    counts = clinic.counts()
+    st.caption(
+        f"{counts['normal']} normal and {counts['abnormal']} abnormal recordings kept, with who "
+        "labelled them and on what evidence; never mixed into the PhysioNet folder. Confirm "
+        "the outcome of an analysed recording under its result, or add labelled files here."
+    )
+    with st.form("clinic_add", clear_on_submit=True, border=True):
+        files = st.file_uploader("Labelled recordings", accept_multiple_files=True,
+                                 key="clinic_files")  # fmt: skip
+        a, b, c = st.columns(3)
+        label = a.selectbox("Label (all files)", ("abnormal", "normal"), key="clinic_label")
+        site = b.selectbox("Site", ("not given", *SITES), key="clinic_site")
+        device = c.text_input("Device", key="clinic_device", placeholder="e.g. Littmann 3200")
+        d, e = st.columns(2)
+        who = d.text_input("Who labelled them", key="clinic_who")
+        evidence = e.text_input("Evidence", key="clinic_evidence", placeholder="e.g. echo")
+        if st.form_submit_button("Add", icon=":material/upload:") and files:
+            added, failed = 0, []
+            bar = st.progress(0.0, text="Checking the recordings…")
+            for i, f in enumerate(files, start=1):
+                try:
+                    clinic.add(f.getvalue(), f.name, label=label, who=who,
+                               site=None if site == "not given" else site, device=device,
+                               evidence=evidence, source="upload")  # fmt: skip
+                    added += 1
+                except AuscultError as exc:
+                    failed.append(f"{f.name}: {exc}")
+                bar.progress(i / len(files), text=f"{i} of {len(files)} checked")
+            if added:
+                st.success(f"{added} recording(s) kept as {label}.")
+            for line in failed:
+                st.error(line)
+    items = clinic.items()
+    if items:
+        rows = [
+            {
+                "id": i.id,
+                "added": i.created_at[:16].replace("T", " "),
+                "file": i.filename,
+                "label": i.label,
+                "site": i.site or "",
+                "device": i.device or "",
+                "who": i.who,
+                "evidence": i.evidence or "",
+                "from analysis": i.analysis_id,
+            }
+            for i in items[:200]
+        ]
+        st.dataframe(rows, hide_index=True)
+
+
 def page_model() -> None:
     settings = get_settings()
     st.title("Model card")
@@ -248,6 +306,7 @@ def page_model() -> None:
             st.markdown(f"**Threshold:** {card.threshold_rule}.")
 
     _versions_section(registry)
+    _clinic_section()
 
     pictures = sorted((settings.models_dir / "evaluation").glob("*.png"))
     if pictures:

@@ -20,7 +20,8 @@ from auscult.store import SITES, Entry
 from auscult.worker import read_heartbeat
 from config import get_settings
 from desktop.resources import load_analyzer, service
-from desktop.views import Shown, local_time, render_result, status_text
+from desktop.result_view import render_result
+from desktop.views import Shown, local_time, status_text
 
 __all__ = ["page_phone"]
 
