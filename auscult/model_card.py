@@ -39,6 +39,7 @@ class Lodo:
     mean_macc: float | None = None
     mean_auc: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    how: str = ""  # how the folds were produced, when not by one run of the training script
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,14 @@ def main() -> None:
     )
     p.add_argument("--cnn", type=Path, help="CNN LODO report with per-record scores")
     p.add_argument("--json", type=Path, help="write the fold results here")
+    p.add_argument(
+        "--record",
+        type=float,
+        metavar="W",
+        help="write the folds of weight W into --out/metadata.json as the recipe's LODO "
+        "results (W must be the card's cycle_model weight)",
+    )
+    p.add_argument("--out", type=Path, default=Path("models"), help="with --record")
     a = p.parse_args()
     settings = get_settings()
     cfg = TrainConfig()
@@ -95,6 +103,27 @@ def main() -> None:
     if a.json:
         a.json.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"wrote {a.json}")
+    if a.record is not None:
+        record(a.out / "metadata.json", summary[str(a.record)], a.record, a.cnn)
+
+
+def record(path: Path, section: dict, weight: float, cnn: Path) -> None:
+    """The recipe's LODO results in the model card: the CNN folds of ``cnn`` (the same CNN
+    recipe) blended with a cycle model fitted per fold, exactly as training does."""
+    card = json.loads(path.read_text())
+    if (card.get("cycle_model") or {}).get("weight") != weight:
+        raise SystemExit(f"{path} does not blend with weight {weight}; retrain or pick it")
+    card["metrics"]["lodo"] = {
+        "folds": section["folds"],
+        "mean_macc": section["mean_macc"],
+        "mean_auc": section["mean_auc"],
+        "params": card["params"],
+        "how": f"CNN fold scores from {cnn.name} (12 epochs per fold), heart-cycle model "
+        f"fitted on each fold's training records, blended with weight {weight}; calibration, "
+        "threshold and band from the fold's validation records",
+    }
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"recorded the LODO folds of weight {weight} in {path}")
 
 
 if __name__ == "__main__":

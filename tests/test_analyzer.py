@@ -120,3 +120,21 @@ def test_the_runtime_never_imports_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_heart_cycle_model_moves_the_score_by_its_weight(wav_bytes, heart_8k):
+    from auscult.analyzer import blend_scores
+    from auscult.cycle_features import FEATURE_NAMES, CycleModel
+    from auscult.runner import ModelRunner
+
+    runner = ModelRunner.from_settings()
+    plain = Analyzer(runner=runner).analyze_detailed(wav_bytes(heart_8k, 8000))
+    n = len(FEATURE_NAMES)
+    sure = CycleModel(FEATURE_NAMES, (0.0,) * n, (0.0,) * n, (1.0,) * n, (0.0,) * n, 3.0)
+    runner.cycle_model, runner.cycle_weight = sure, 0.5  # evidence says "abnormal", logit 3
+    blended = Analyzer(runner=runner).analyze(wav_bytes(heart_8k, 8000))
+    cnn = record_probability(runner.predict(plain.model_input.windows))
+    expected = runner.calibration.scalar(float(blend_scores(cnn, 3.0, 0.5)))
+    assert blended.probability == pytest.approx(expected)
+    assert blended.probability > plain.result.probability
+    assert blend_scores(cnn, 3.0, 0.0) == pytest.approx(cnn)  # weight 0: the CNN alone
