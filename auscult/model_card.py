@@ -87,6 +87,7 @@ class ModelCard:
     files: dict[str, FileRecord]
     #: CycleModel.as_dict() plus "weight", its share of the blended logit (empty: CNN only).
     cycle_model: dict[str, Any] = field(default_factory=dict)
+    parent: str = ""  # the version this one was fine-tuned from (empty: trained afresh)
 
     @property
     def calibration_map(self) -> Calibration:
@@ -135,6 +136,7 @@ class ModelCard:
             params=dict(data.get("params") or {}),
             files={name: FileRecord(**info) for name, info in dict(data["files"]).items()},
             cycle_model=dict(data.get("cycle_model") or {}),
+            parent=str(data.get("parent") or ""),
         )
 
     def with_lodo(self, lodo: Lodo) -> ModelCard:
@@ -142,7 +144,7 @@ class ModelCard:
 
 
 _OPTIONAL = {"threshold_rule", "calibration", "borderline", "aggregation", "metrics", "training"}
-_OPTIONAL |= {"params", "cycle_model"}
+_OPTIONAL |= {"params", "cycle_model", "parent"}
 _LODO_FIELDS = {f.name for f in dataclasses.fields(Lodo)}
 _TRAINING_FIELDS = {f.name for f in dataclasses.fields(Training)}
 

@@ -198,14 +198,21 @@ class Registry:
         try:
             target = incoming / Path(tflite_path).name
             shutil.copyfile(tflite_path, target)
+            for other in card.get("files", {}):  # the Keras weights beside it, for fine-tuning
+                sibling = Path(tflite_path).with_name(other)
+                if other != target.name and sibling.is_file():
+                    shutil.copyfile(sibling, incoming / other)
             _fsync_write(incoming / "metadata.json", json.dumps(card, indent=2) + "\n")
             parsed = load_card(self.settings, incoming / "metadata.json")
-            expected = parsed.files.get(target.name)
-            if expected is None or sha256_of(target) != expected.sha256:
-                raise AuscultError(
-                    f"the candidate model {name} does not match the sha256 in its card; "
-                    "it is corrupt or incomplete and was not registered"
-                )
+            for file_name, expected in parsed.files.items():
+                copied = incoming / file_name
+                if file_name == target.name or copied.is_file():
+                    if not copied.is_file() or sha256_of(copied) != expected.sha256:
+                        raise AuscultError(
+                            f"the candidate model {name} does not match the sha256 in its "
+                            f"card ({file_name}); it is corrupt or incomplete and was not "
+                            "registered"
+                        )
             try:
                 s = self.settings
                 probe = np.zeros((1, s.n_mels, s.window_frames), dtype=np.float32)

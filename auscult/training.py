@@ -31,6 +31,7 @@ __all__ = [
     "DecisionRule",
     "TrainConfig",
     "TrainOutcome",
+    "TrainingCancelled",
     "export_model",
     "fit_decision",
     "record_scores",
@@ -72,6 +73,10 @@ class TrainConfig:
     model: ModelParams = field(default_factory=ModelParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     augment_enabled: bool = True
+
+
+class TrainingCancelled(Exception):
+    """``on_epoch`` asked the training to stop."""
 
 
 @dataclass
@@ -223,8 +228,15 @@ def train_model(
     settings: Settings | None = None,
     log_dir: Path | None = None,
     verbose: int = 1,
+    initial_weights: list[Any] | None = None,
+    on_epoch: Callable[[int, float], bool] | None = None,
 ) -> TrainOutcome:
-    """Train with database-balanced weights and augmentation; stop early on validation AUC."""
+    """Train with database-balanced weights and augmentation; stop early on validation AUC.
+
+    ``initial_weights`` (a model's ``get_weights()``) fine-tunes instead of starting afresh;
+    ``on_epoch(epoch, validation AUC)`` is called after every epoch and stops the training
+    when it returns False (a cancelled job keeps nothing it trained).
+    """
     import keras
     from tqdm.auto import tqdm
 
@@ -234,6 +246,8 @@ def train_model(
     keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(s.n_mels, s.window_frames, cfg.model)
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
     steps = math.ceil(len(train) * cfg.crops_per_record / cfg.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate, decay_steps=steps * cfg.epochs, alpha=0.05
@@ -260,6 +274,11 @@ def train_model(
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
 
     best_auc, best_epoch, best_weights = -1.0, 0, model.get_weights()
+    if initial_weights is not None:  # fine-tuning must beat where it started
+        start = record_scores(
+            lambda w: model.predict(w[..., None], verbose=0, batch_size=1024).ravel(), val, s
+        )
+        best_auc, best_epoch = roc_auc(val_labels, start), -1
     history: dict[str, list[float]] = {"loss": [], "window_auc": [], "val_record_auc": []}
     started = time.perf_counter()
     epoch = 0
@@ -282,6 +301,8 @@ def train_model(
         history["window_auc"].append(float(fit.history[auc_key][-1]))
         history["val_record_auc"].append(float(val_auc))
         bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", val_auc=f"{val_auc:.3f}")
+        if on_epoch is not None and not on_epoch(epoch, float(val_auc)):
+            raise TrainingCancelled(f"stopped after epoch {epoch + 1}")
         if val_auc > best_auc:
             best_auc, best_epoch, best_weights = val_auc, epoch, model.get_weights()
         elif epoch - best_epoch >= cfg.patience:
