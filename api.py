@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from auscult.service import Service
 from auscult.worker import Worker
 from config import Settings, get_settings
-from restapi import analyses, exams, models, problems, system, training_data
+from restapi import analyses, exams, models, problems, retraining, system, training_data
 from restapi.deps import AnalysisSlots
 from restapi.schemas import Problem
 from restapi.telemetry import Telemetry
@@ -96,6 +96,7 @@ def create_app(
     app.include_router(exams.router)
     app.include_router(models.router)
     app.include_router(training_data.router)
+    app.include_router(retraining.router)
     app.include_router(system.router)
 
     def openapi() -> dict:

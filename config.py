@@ -58,6 +58,10 @@ class Settings:
     max_rate_hz: int = 96000
     min_duration_s: float = 3.0  # shorter recordings are refused
     max_duration_s: float = 600.0  # longer recordings are refused (10 minutes)
+    #: Retraining from the clinic's recordings (auscult/retrain.py): fine-tuning epochs, and
+    #: a stratified subset of PhysioNet records to use (0: all; smaller for quick checks).
+    retrain_epochs: int = 4
+    retrain_limit: int = 0
     clip_warn_fraction: float = 0.01  # warn when ≥ 1 % of samples sit at full scale
     silence_rms: float = 1e-4  # RMS (full scale = 1) below which a recording is silent
     max_upload_bytes: int = 64 * 1024 * 1024

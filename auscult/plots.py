@@ -10,6 +10,8 @@ Pure functions returning :class:`matplotlib.figure.Figure` objects, built withou
   systole and diastole shaded: where a clinician looks for a murmur;
 - :func:`explanation_figure` — how much the score falls when each phase of the heart cycle
   or each band is hidden (occlusion, ``auscult.explain``);
+- :func:`comparison_figure` — ROC curves of the serving version and a retrained candidate,
+  side by side on the fixed set and on the clinic's held-out recordings;
 - :func:`gauge_figure` — the record-level probability against the threshold;
 - :func:`figure_png` — render a figure to PNG bytes (for caching and downloads).
 
@@ -33,6 +35,7 @@ from auscult.reading import percent_pair
 __all__ = [
     "LABEL_COLOURS",
     "analysis_figure",
+    "comparison_figure",
     "cycle_figure",
     "cycle_view_start",
     "explanation_figure",
@@ -400,6 +403,36 @@ def explanation_figure(
         ax.grid(axis="x", color=_GRID, lw=0.6, zorder=0)
         _style(ax)
         _title(ax, title)
+    return fig
+
+
+def comparison_figure(before: dict, after: dict, *, width_in: float = 9.0) -> Figure:
+    """ROC of the serving version (grey) and the candidate (blue) on each evaluation set.
+
+    ``before`` / ``after`` are ``{"fixed": figures, "clinic": figures}`` with ``labels`` and
+    ``probabilities`` per set (``auscult.retrain`` reports).
+    """
+    from auscult.metrics import roc_curve
+
+    fig = Figure(figsize=(width_in, 3.6), layout="constrained")
+    titles = {"fixed": "Fixed set (PhysioNet test records)", "clinic": "Clinic, held out"}
+    for ax, part in zip(fig.subplots(1, 2), ("fixed", "clinic"), strict=True):
+        for figures, colour, name in ((before, _MUTED, "serving"), (after, "#1c7ed6", "new")):
+            labels = np.asarray(figures[part]["labels"])
+            probs = np.asarray(figures[part]["probabilities"])
+            if len(set(labels.tolist())) < 2:
+                continue
+            fpr, tpr, _ = roc_curve(labels, probs)
+            ax.plot(fpr, tpr, color=colour, lw=2,
+                    label=f"{name}: AUC {figures[part]['auc']:.3f}")  # fmt: skip
+        ax.plot([0, 1], [0, 1], color=_GRID, lw=1, ls="--")
+        ax.set_xlabel("1 − specificity", fontsize=8)
+        ax.set_ylabel("sensitivity", fontsize=8)
+        ax.legend(fontsize=8, loc="lower right", frameon=False)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        _style(ax)
+        _title(ax, titles[part])
     return fig
 
 

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +49,7 @@ from auscult.cache import CachedRecord, build_cache, cycle_features_of, load_cac
 from auscult.clinic_data import ClinicData, LabelledRecording
 from auscult.cycle_features import fit_cycle_model, recording_cycle_features
 from auscult.datasets import LabelledRecord, read_physionet, split_records
-from auscult.errors import AuscultError
+from auscult.errors import AuscultError, BusyError, InvalidRequestError
 from auscult.metrics import binary_metrics
 from auscult.registry import Registry, Version
 from auscult.runner import ModelRunner, sha256_of
@@ -60,9 +61,19 @@ from auscult.training import (
     record_scores,
     train_model,
 )
-from config import Settings, get_settings
+from config import PROJECT_ROOT, Settings, get_settings
 
-__all__ = ["RetrainPlan", "Status", "clinic_split", "promotion_decision", "run"]
+__all__ = [
+    "RetrainPlan",
+    "Status",
+    "cancel_job",
+    "clinic_split",
+    "promotion_decision",
+    "read_status",
+    "run",
+    "running",
+    "start_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +179,11 @@ def _evaluate(runner: ModelRunner, paths: list[Path], labels: np.ndarray, s: Set
         "sensitivity": m.sensitivity,
         "specificity": m.specificity,
         "n": len(labels),
+        "threshold": runner.threshold,
+        "tp": m.tp, "fn": m.fn, "tn": m.tn, "fp": m.fp,
+        "labels": [int(v) for v in labels],
         "probabilities": [round(float(p), 5) for p in probs],
-    }
+    }  # fmt: skip
 
 
 def _runner(version: Version, s: Settings) -> ModelRunner:
@@ -371,6 +385,59 @@ def run(
     }
 
 
+def running(settings: Settings) -> Status | None:
+    """The status of a run in progress (its process alive), or None."""
+    status = read_status(settings)
+    if status is None or status.state != "running":
+        return None
+    try:
+        os.kill(status.pid, 0)
+    except OSError:
+        return None  # killed: the registry holds nothing of it
+    return status
+
+
+def start_job(settings: Settings | None = None) -> int:
+    """Start ``python -m auscult.retrain`` in its own process; its pid.
+
+    Refuses (``BusyError``) while another run is in progress.
+    """
+    s = settings or get_settings()
+    if running(s) is not None:
+        raise BusyError("a retraining is running already; wait for it or cancel it", 60)
+    counts = ClinicData(s).counts()
+    if sum(counts.values()) < MIN_CLINIC or min(counts.values()) == 0:
+        raise InvalidRequestError(
+            f"retraining needs at least {MIN_CLINIC} labelled clinic recordings of both labels "
+            f"(there are {counts['normal']} normal, {counts['abnormal']} abnormal); add them "
+            "on the Model page, with POST /v1/training-data, or confirm analysed recordings"
+        )
+    begun = datetime.now(UTC).isoformat(timespec="seconds")
+    env = {
+        **os.environ,
+        "AUSCULT_WORK_DIR": str(s.work_dir),
+        "AUSCULT_DATA_DIR": str(s.data_dir),
+        "AUSCULT_RETRAIN_EPOCHS": str(s.retrain_epochs),
+        "AUSCULT_RETRAIN_LIMIT": str(s.retrain_limit),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auscult.retrain"],
+        cwd=PROJECT_ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _write_status(s, Status("running", "starting", 0.0, begun, proc.pid))
+    return proc.pid
+
+
+def cancel_job(settings: Settings | None = None) -> bool:
+    """Ask the running job to stop after its current epoch; False when none runs."""
+    s = settings or get_settings()
+    if running(s) is None:
+        return False
+    cancel_path(s).touch()
+    return True
+
+
 def main() -> int:
     """Run one retraining as a job: status file, cancel file, exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -382,8 +449,9 @@ def main() -> int:
     def say(progress: float, stage: str) -> None:
         _write_status(s, Status("running", stage, round(progress, 3), begun, os.getpid()))
 
+    plan = RetrainPlan(epochs=s.retrain_epochs, limit=s.retrain_limit)
     try:
-        result = run(s, report=say, should_stop=cancel.exists)
+        result = run(s, plan, report=say, should_stop=cancel.exists)
     except TrainingCancelled:
         _write_status(
             s,

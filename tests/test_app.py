@@ -534,6 +534,45 @@ def test_model_page_lists_versions_and_switches_the_serving_one(work, no_physion
     assert at.metric[0].value == "2099.02.01-0000"  # the card shown is the serving one
 
 
+def test_model_page_shows_the_last_retraining_and_its_comparison(work, no_physionet):
+    from auscult import retrain
+
+    def side(auc):
+        part = {
+            "auc": auc,
+            "sensitivity": 0.9,
+            "specificity": 0.7,
+            "n": 4,
+            "threshold": 0.5,
+            "tp": 2,
+            "fn": 0,
+            "tn": 1,
+            "fp": 1,
+            "labels": [1, 1, 0, 0],
+            "probabilities": [0.9, 0.6, 0.7, 0.1],
+        }
+        return {"fixed": part, "clinic": {**part, "auc": auc - 0.1}}
+
+    report = {
+        "base": "v1",
+        "candidate": "v2-clinic",
+        "promoted": False,
+        "decision": "kept as a candidate: no better on the clinic's held-out recordings",
+        "before": side(0.9),
+        "after": side(0.88),
+    }
+    retrain._write_status(
+        work,
+        retrain.Status("done", "done", 1.0, "2026-11-30T10:00:00", 1, report["decision"], report),
+    )
+    at = run_page("model")
+    assert not at.exception
+    assert "v2-clinic kept as a candidate" in texts(at)
+    table = next(t.value for t in at.dataframe if {"version", "TP"} <= set(t.value.columns))
+    assert list(table["version"]) == ["serving", "serving", "new", "new"]
+    assert at.button(key="retrain_start")  # none running: it can be started
+
+
 def test_model_page_shows_lodo_folds_and_evaluation_plots(
     work, no_physionet, tmp_path, monkeypatch
 ):

@@ -79,3 +79,39 @@ def test_a_cancelled_retraining_registers_nothing(settings, clinic_of_training_e
     with pytest.raises(TrainingCancelled):
         run(settings, RetrainPlan(epochs=2, limit=240), should_stop=lambda: True)
     assert len(Registry(settings).versions()) == 1
+
+
+def test_the_api_refuses_a_retraining_without_clinic_recordings(settings):
+    from fastapi.testclient import TestClient
+
+    import api
+    from auscult.service import Service
+
+    with TestClient(api.create_app(settings, Service(settings))) as client:
+        assert client.get("/v1/retraining").status_code == 404
+        r = client.post("/v1/retraining")
+        assert r.status_code == 422
+        assert "at least 10 labelled clinic recordings" in r.json()["detail"]
+        assert client.delete("/v1/retraining").status_code == 404
+
+
+def test_a_job_runs_in_its_own_process_and_reports_through_its_status_file(
+    settings, clinic_of_training_e
+):
+    import dataclasses
+    import time
+
+    from auscult import retrain
+
+    settings = dataclasses.replace(settings, retrain_epochs=1, retrain_limit=240)
+    pid = retrain.start_job(settings)
+    assert retrain.read_status(settings).pid == pid
+    with pytest.raises(Exception, match="running already"):
+        retrain.start_job(settings)
+    deadline = time.monotonic() + 600
+    while retrain.running(settings) is not None and time.monotonic() < deadline:
+        time.sleep(1)
+    status = retrain.read_status(settings)
+    assert status.state == "done", status.message
+    assert status.progress == 1.0
+    assert status.report["candidate"] in [v.name for v in Registry(settings).versions()]

@@ -204,8 +204,9 @@ def _clinic_section() -> None:
         "the outcome of an analysed recording under its result, or add labelled files here."
     )
     with st.form("clinic_add", clear_on_submit=True, border=True):
-        files = st.file_uploader("Labelled recordings", accept_multiple_files=True,
-                                 key="clinic_files")  # fmt: skip
+        files = st.file_uploader(
+            "Labelled recordings", accept_multiple_files=True, key="clinic_files"
+        )
         a, b, c = st.columns(3)
         label = a.selectbox("Label (all files)", ("abnormal", "normal"), key="clinic_label")
         site = b.selectbox("Site", ("not given", *SITES), key="clinic_site")
@@ -218,9 +219,16 @@ def _clinic_section() -> None:
             bar = st.progress(0.0, text="Checking the recordings…")
             for i, f in enumerate(files, start=1):
                 try:
-                    clinic.add(f.getvalue(), f.name, label=label, who=who,
-                               site=None if site == "not given" else site, device=device,
-                               evidence=evidence, source="upload")  # fmt: skip
+                    clinic.add(
+                        f.getvalue(),
+                        f.name,
+                        label=label,
+                        who=who,
+                        site=None if site == "not given" else site,
+                        device=device,
+                        evidence=evidence,
+                        source="upload",
+                    )
                     added += 1
                 except AuscultError as exc:
                     failed.append(f"{f.name}: {exc}")
@@ -246,6 +254,78 @@ def _clinic_section() -> None:
             for i in items[:200]
         ]
         st.dataframe(rows, hide_index=True)
+
+
+def _retrain_section() -> None:
+    """Start, follow and cancel a retraining; the comparison that decided it."""
+    from auscult import retrain
+
+    settings = get_settings()
+    st.subheader("Retrain on the clinic's recordings")
+    st.caption(
+        "Fine-tunes the serving model on PhysioNet plus the recordings above (same front end, "
+        "augmentation and calibration as `make train`), then compares it with the serving "
+        "version on a fixed set no version trains on and on the clinic's held-out "
+        "recordings. It is promoted only if the fixed set's AUC drops by at most 0.005, "
+        "its sensitivity is not lower and the clinic's AUC is higher; otherwise it stays a "
+        "candidate you can switch to above."
+    )
+    if retrain.running(settings) is None:
+        if st.button("Retrain", icon=":material/model_training:", key="retrain_start"):
+            try:
+                retrain.start_job(settings)
+            except AuscultError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+    _retrain_progress()
+
+
+@st.fragment(run_every=1.0)
+def _retrain_progress() -> None:
+    from auscult import retrain
+    from auscult.plots import comparison_figure, figure_png
+
+    settings = get_settings()
+    status = retrain.read_status(settings)
+    if status is None:
+        return
+    if retrain.running(settings) is not None:
+        st.progress(status.progress, text=f"Retraining: {status.stage}")
+        if st.button("Cancel", icon=":material/cancel:", key="retrain_cancel"):
+            retrain.cancel_job(settings)
+        return
+    if status.state == "running":  # its process is gone without a word: killed
+        st.warning("The last retraining was stopped before it finished; nothing was kept.")
+        return
+    if status.state != "done" or status.report is None:
+        st.info(f"Last retraining ({status.started_at[:16]}): {status.state} — {status.message}")
+        return
+    report = status.report
+    verdict = "promoted" if report["promoted"] else "kept as a candidate"
+    st.markdown(
+        f"**Last retraining** ({status.started_at[:16]}): {report['candidate']} "
+        f"{verdict}. {report['decision']}"
+    )
+    rows = []
+    for name, side in (("serving", report["before"]), ("new", report["after"])):
+        for part, title in (("fixed", "fixed set"), ("clinic", "clinic held out")):
+            f = side[part]
+            rows.append(
+                {
+                    "version": name,
+                    "records": title,
+                    "AUC": f["auc"],
+                    "Se": f["sensitivity"],
+                    "Sp": f["specificity"],
+                    "TP": f["tp"],
+                    "FN": f["fn"],
+                    "TN": f["tn"],
+                    "FP": f["fp"],
+                }
+            )
+    st.dataframe(rows, hide_index=True)
+    st.image(figure_png(comparison_figure(report["before"], report["after"])), width="stretch")
 
 
 def page_model() -> None:
@@ -307,6 +387,7 @@ def page_model() -> None:
 
     _versions_section(registry)
     _clinic_section()
+    _retrain_section()
 
     pictures = sorted((settings.models_dir / "evaluation").glob("*.png"))
     if pictures:
