@@ -90,3 +90,29 @@ def test_evaluate_reports_metrics_and_plots(tmp_path):
     assert 0.0 <= report["ece"] <= 1.0
     unsure = report["unsure"]
     assert unsure["count"] == unsure["too_poor"] + unsure["borderline"]
+
+
+def test_retrain_from_uploads_keeps_good_rows_and_says_which_it_refused(tmp_path, physionet_dir):
+    import csv
+    import os
+
+    rows = [("../e.flac", "1"), ("missing.wav", "normal"), ("../e.flac", "murmur")]
+    (tmp_path / "e.flac").write_bytes(
+        next((physionet_dir / "training-e").glob("*.flac")).read_bytes()
+    )
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    with open(sub / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label"])
+        w.writerows(rows)
+    env = {**os.environ, "AUSCULT_WORK_DIR": str(tmp_path / "work")}
+    proc = subprocess.run(
+        [sys.executable, "scripts/retrain_from_uploads.py", str(sub / "labels.csv"),
+         "--who", "tester", "--no-retrain"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "kept 1 labelled recording(s); refused 2" in proc.stdout
+    assert "missing.wav" in proc.stderr
+    assert "not normal or abnormal" in proc.stderr
