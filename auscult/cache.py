@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -64,6 +65,15 @@ def record_features(path: Path, settings: Settings | None = None) -> tuple[np.nd
     return utils.log_mel_db(x, s), recording.duration_s
 
 
+def _each(job: Callable[[Any], Any], jobs: list[Any], workers: int, desc: str) -> list[Any]:
+    """``job`` of every item in order, with a progress bar; ``workers > 1``: a process pool."""
+    progress = dict(total=len(jobs), desc=desc, unit="rec")
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(tqdm(pool.map(job, jobs, chunksize=16), **progress))
+    return [job(item) for item in tqdm(jobs, **progress)]
+
+
 def _features_job(args: tuple[Path, Settings]) -> tuple[np.ndarray, float]:
     return record_features(*args)
 
@@ -73,13 +83,7 @@ def build_cache(
 ) -> list[CachedRecord]:
     """Compute features for every record, in order; ``workers > 1`` uses a process pool."""
     s = settings or get_settings()
-    jobs = [(r.path, s) for r in records]
-    progress = dict(total=len(jobs), desc="log-mel", unit="rec")
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(tqdm(pool.map(_features_job, jobs, chunksize=16), **progress))
-    else:
-        results = [_features_job(job) for job in tqdm(jobs, **progress)]
+    results = _each(_features_job, [(r.path, s) for r in records], workers, "log-mel")
     return [CachedRecord(r, f, d) for r, (f, d) in zip(records, results, strict=False)]
 
 
@@ -168,13 +172,7 @@ def cycle_features_of(
             and str(saved["preprocessing"]) == stamp
         ):
             return saved["x"]
-    jobs = [(r.path, s) for r in records]
-    progress = dict(total=len(jobs), desc="heart cycles", unit="rec")
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(tqdm(pool.map(_cycle_job, jobs, chunksize=16), **progress))
-    else:
-        rows = [_cycle_job(job) for job in tqdm(jobs, **progress)]
+    rows = _each(_cycle_job, [(r.path, s) for r in records], workers, "heart cycles")
     x = np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
     if not save:
         return x

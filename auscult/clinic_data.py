@@ -11,11 +11,7 @@ analysis from History leaves its confirmed copy here.
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +19,7 @@ from pathlib import Path
 import utils
 from auscult.errors import InvalidRequestError, NotFoundError
 from auscult.inbox import audio_extension
-from auscult.store import SITES
+from auscult.store import SITES, Database
 from config import Settings, get_settings
 
 __all__ = ["LABELS", "ClinicData", "LabelledRecording"]
@@ -82,29 +78,13 @@ def _text(name: str, value: str | None, limit: int, required: bool = False) -> s
     return value or None
 
 
-class ClinicData:
+class ClinicData(Database):
     """The labelled recordings of this installation."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.folder = Path(self.settings.work_dir) / "training_data"
-        path = Path(self.settings.db_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
-        os.chmod(path, 0o600)  # health data: this user only
-        self._conn.row_factory = sqlite3.Row
-        with self._lock, self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        self._conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._conn:
-            yield self._conn
+        super().__init__(self.settings.db_path, _SCHEMA)
 
     def add(
         self,

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auscult.atomic import write_atomic
 from auscult.calibration import BorderlineBand, Calibration
 from auscult.cycle_features import CycleModel
 from auscult.errors import ModelNotFoundError
@@ -168,14 +167,4 @@ def load_card(settings: Settings | None = None, path: Path | None = None) -> Mod
 
 def write_card(card: ModelCard, path: Path) -> None:
     """Write the card as ``metadata.json`` atomically (a reader never sees half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".json.part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(card.to_dict(), indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(card.to_dict(), indent=2) + "\n")

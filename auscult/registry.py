@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from auscult.atomic import write_atomic
 from auscult.errors import AuscultError, ModelNotFoundError, StorageFullError
 from auscult.inbox import is_disk_full
 from auscult.model_card import ModelCard, load_card
@@ -74,20 +75,6 @@ class ActiveModel:
     tflite_path: Path
     metadata_path: Path
     stamp: tuple[int, int, int]  # (mtime_ns, size, inode) of active.json; zeros: committed
-
-
-def _fsync_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: temporary file, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _now() -> str:
@@ -202,7 +189,7 @@ class Registry:
                 sibling = Path(tflite_path).with_name(other)
                 if other != target.name and sibling.is_file():
                     shutil.copyfile(sibling, incoming / other)
-            _fsync_write(incoming / "metadata.json", json.dumps(card, indent=2) + "\n")
+            write_atomic(incoming / "metadata.json", json.dumps(card, indent=2) + "\n")
             parsed = load_card(self.settings, incoming / "metadata.json")
             for file_name, expected in parsed.files.items():
                 copied = incoming / file_name
@@ -237,7 +224,7 @@ class Registry:
         self.get(name)  # refuses an unknown or unreadable version
         previous = self.active_name()
         event = {"version": name, "previous": previous, "since": _now(), "by": by, "why": why}
-        _fsync_write(self.pointer, json.dumps(event, indent=2) + "\n")
+        write_atomic(self.pointer, json.dumps(event, indent=2) + "\n")
         with open(self.log_path, "a") as f:
             f.write(json.dumps(event) + "\n")
 

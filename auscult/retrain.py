@@ -45,6 +45,7 @@ import numpy as np
 
 import utils
 from auscult.analyzer import Analyzer, blend_scores
+from auscult.atomic import write_atomic
 from auscult.cache import CachedRecord, build_cache, cycle_features_of, load_cache, record_features
 from auscult.clinic_data import ClinicData, LabelledRecording
 from auscult.cycle_features import fit_cycle_model, recording_cycle_features
@@ -126,12 +127,7 @@ def read_status(settings: Settings) -> Status | None:
 
 
 def _write_status(settings: Settings, status: Status) -> None:
-    path = status_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
-    with os.fdopen(fd, "w") as f:
-        json.dump(dataclasses.asdict(status), f, indent=2)
-    os.replace(tmp, path)
+    write_atomic(status_path(settings), json.dumps(dataclasses.asdict(status), indent=2))
 
 
 def clinic_split(

@@ -106,26 +106,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Store:
-    """SQLite-backed history; safe to share between threads of one process."""
+class Database:
+    """One SQLite file shared by the threads of a process: private to this user (health
+    data), write-ahead logged (other processes read while one writes), rows by column name."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, schema: str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
-        if str(path) != ":memory:":  # history is health data: this user only (WAL follows)
+        if str(path) != ":memory:":
             os.chmod(self.path, 0o600)
         self._conn.row_factory = sqlite3.Row
         with self._lock, self._conn:
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
-            have = {r["name"] for r in self._conn.execute("PRAGMA table_info(analyses)")}
-            for column, kind in _ADDED_COLUMNS.items():
-                if column not in have:
-                    self._conn.execute(f"ALTER TABLE analyses ADD COLUMN {column} {kind}")
-            self._conn.executescript(_LATE_INDEXES)
+            self._conn.executescript(schema)
 
     def close(self) -> None:
         self._conn.close()
@@ -134,6 +130,19 @@ class Store:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._conn:
             yield self._conn
+
+
+class Store(Database):
+    """SQLite-backed history; safe to share between threads of one process."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, _SCHEMA)
+        with self._tx() as c:
+            have = {r["name"] for r in c.execute("PRAGMA table_info(analyses)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    c.execute(f"ALTER TABLE analyses ADD COLUMN {column} {kind}")
+            c.executescript(_LATE_INDEXES)
 
     # --- writing -----------------------------------------------------------------------
     def add_pending(
