@@ -65,10 +65,13 @@ def _band_levels(band: np.ndarray, rate: int) -> list[np.ndarray]:
 def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:
     """``(len(FEATURE_NAMES),)`` features of one recording; NaN where no cycle was found.
 
-    ``band`` is ``ModelInput.band`` at ``rate`` Hz and ``cycles`` its segmentation.
+    ``band`` is ``ModelInput.band`` at ``rate`` Hz and ``cycles`` its segmentation (its
+    ``evidence_states``: recordings without a regular beat get best-guess cycles too, as in
+    training).
     """
     row = np.full(len(FEATURE_NAMES), np.nan)
-    runs = complete_cycles(cycles.states)
+    states = cycles.evidence_states if cycles.evidence_states is not None else cycles.states
+    runs = complete_cycles(states)
     if not runs:
         return row
     for i, level in enumerate(_band_levels(band, rate)):
@@ -186,5 +189,4 @@ def recording_cycle_features(recording: utils.Recording, settings: Settings) -> 
     mi = utils.model_input(recording, settings)
     rate = settings.band_rate
     quality = assess_quality(mi.band, rate, recording.clip_fraction, mi.high_band_share)
-    cycles = segment_cycles(mi.band, rate, quality.heart_rate_bpm, follow_noise=True)
-    return cycle_features(mi.band, rate, cycles)
+    return cycle_features(mi.band, rate, segment_cycles(mi.band, rate, quality.heart_rate_bpm))

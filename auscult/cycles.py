@@ -22,6 +22,7 @@ PhysioNet 2016 recordings (heart rate against the autocorrelation estimate).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -67,6 +68,9 @@ class Cycles:
     #: (quiet gaps ≈ 0.1–0.2; a murmur fills the gap and raises it).
     systolic_level: float | None = None
     diastolic_level: float | None = None
+    #: States decoded also where the beat is no more regular than noise (a best guess): what
+    #: the heart-cycle features read, so that every recording has them (all -1 when none).
+    evidence_states: np.ndarray | None = None
 
     @property
     def beats(self) -> int:
@@ -105,23 +109,23 @@ def _acf(env: np.ndarray) -> np.ndarray:
     return ac / ac[0] * n / (n - np.arange(n))
 
 
-def cycle_timing(
-    env: np.ndarray, bpm: float | None = None, *, follow_noise: bool = False
-) -> tuple[float, float] | None:
-    """(cycle, systolic interval) in seconds from the envelope's autocorrelation (Schmidt).
+def cycle_timing(env: np.ndarray, bpm: float | None = None) -> tuple[float, float, bool] | None:
+    """(cycle, systolic interval, regular) from the envelope's autocorrelation (Schmidt).
 
-    The cycle is the lag of the first autocorrelation peak in the heart-rate range within
-    80 % of the highest (which may sit at two beats), or ``60 / bpm`` when a rate is known;
-    the systolic interval (S1 onset → S2 onset) the highest peak between 0.2 s and half a
-    cycle. None when the envelope is flat or, with no rate given, its
-    autocorrelation in the heart-rate range stays below what noise of that length reaches
-    (``auscult.quality.noise_floor``) — unless ``follow_noise``, which takes the best lag
-    whatever its height (for features that must exist for every recording).
+    The cycle (seconds) is the lag of the first autocorrelation peak in the heart-rate range
+    within 80 % of the highest (which may sit at two beats), or ``60 / bpm`` when a rate is
+    known; the systolic interval (S1 onset → S2 onset) the highest peak between 0.2 s and
+    half a cycle. ``regular`` is False when, with no rate given, the autocorrelation in the
+    heart-rate range stays below what noise of that length reaches
+    (``auscult.quality.noise_floor``): the timing is then the best guess, good for features
+    that must exist for every recording, not for showing beats. None for a flat or too
+    short envelope.
     """
     if len(env) < 2 or np.ptp(env) < 1e-6:
         return None  # silence or a constant: nothing beats
     ac = _acf(env)
     lo, hi = int(FRAME_RATE * 60 / MAX_BPM), int(FRAME_RATE * 60 / MIN_BPM)
+    regular = True
     if bpm is not None:
         cycle_frames = FRAME_RATE * 60.0 / bpm
     else:
@@ -132,11 +136,10 @@ def cycle_timing(
             (segment[lo:-1] >= segment[lo - 1 : -2]) & (segment[lo:-1] > segment[lo + 1 :])
         )
         if not len(peaks):
-            if not follow_noise:
-                return None
+            regular = False
             peaks = np.array([lo + int(np.argmax(segment[lo:]))])
-        if ac[peaks].max() < noise_floor(len(env) / FRAME_RATE) and not follow_noise:
-            return None  # noise: no repeating beat to follow
+        if ac[peaks].max() < noise_floor(len(env) / FRAME_RATE):
+            regular = False  # noise: no repeating beat to follow
         # the highest peak may sit at two beats; the first one near its height is the beat
         heights = ac[peaks]
         near_top = heights >= heights.max() - 0.2 * abs(heights.max())
@@ -147,7 +150,7 @@ def cycle_timing(
         systole_frames = 0.35 * cycle_frames
     else:
         systole_frames = float(first + int(np.argmax(ac[first:top])))
-    return cycle_frames / FRAME_RATE, systole_frames / FRAME_RATE
+    return cycle_frames / FRAME_RATE, systole_frames / FRAME_RATE, regular
 
 
 def _durations(cycle_s: float, systole_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -265,23 +268,22 @@ def _segments(states: np.ndarray, state: int) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-def _decode(log_env: np.ndarray, bpm: float | None, follow_noise: bool) -> np.ndarray | None:
-    """States of one stretch, or None when it holds no beat to follow."""
-    timing = cycle_timing(log_env, bpm, follow_noise=follow_noise)
+def _decode(log_env: np.ndarray, bpm: float | None) -> tuple[np.ndarray, bool] | None:
+    """States of one stretch and whether its beat is regular; None when nothing beats."""
+    timing = cycle_timing(log_env, bpm)
     if timing is None:
         return None
-    log_duration, _, high = _durations(*timing)
+    cycle_s, systole_s, regular = timing
+    log_duration, _, high = _durations(cycle_s, systole_s)
     p = np.clip(_sound_probability(log_env), 1e-3, 1 - 1e-3)
     emission = np.column_stack([np.log(p), np.log1p(-p), np.log(p), np.log1p(-p)])
     starts = _lanes(len(emission))
     width = min(len(emission), int(_LANE_S * FRAME_RATE))
     lanes = np.stack([emission[s : s + width] for s in starts])
-    return _stitch(_viterbi(lanes, log_duration, high), starts, len(emission))
+    return _stitch(_viterbi(lanes, log_duration, high), starts, len(emission)), regular
 
 
-def segment_cycles(
-    band: np.ndarray, rate: int, bpm: float | None = None, *, follow_noise: bool = False
-) -> Cycles:
+def segment_cycles(band: np.ndarray, rate: int, bpm: float | None = None) -> Cycles:
     """Find S1 and S2 in a band-limited heart-sound signal (``ModelInput.band``).
 
     Parameters
@@ -293,28 +295,32 @@ def segment_cycles(
     bpm : float, optional
         A heart rate already known (e.g. from the quality check); read from the envelope
         when not given. Only used for recordings of one stretch (≤ 60 s).
-    follow_noise : bool
-        Decode even a stretch whose envelope repeats no more than noise does (its cycles
-        are guesses: for features that must exist for every recording, not for display).
 
     Returns
     -------
     Cycles
-        Empty (no times, no rate) when fewer than two complete cycles were found.
+        Times, rate and durations only from stretches with a regular beat, and only when
+        they hold two complete cycles; ``evidence_states`` also from stretches decoded on a
+        best guess (features must exist for every recording; see :func:`cycle_timing`).
     """
     log_env = _log_envelope(band, rate)
     n = len(log_env)
-    states = np.full(n, -1, dtype=np.int8)
+    shown = np.full(n, -1, dtype=np.int8)
+    evidence = np.full(n, -1, dtype=np.int8)
     stretch = int(_STRETCH_S * FRAME_RATE)
     bounds = [(0, n)]
     if n > 2 * stretch:  # stretches of 30 s; a last piece under 3 s is left undecoded
         bounds = [(s, min(s + stretch, n)) for s in range(0, n, stretch)]
         bounds = [(a, b) for a, b in bounds if b - a > 3 * FRAME_RATE]
     for a, b in bounds:
-        decoded = _decode(log_env[a:b], bpm if len(bounds) == 1 else None, follow_noise)
+        decoded = _decode(log_env[a:b], bpm if len(bounds) == 1 else None)
         if decoded is not None:
-            states[a:b] = decoded
-    return _read_cycles(states, log_env)
+            evidence[a:b] = decoded[0]
+            if decoded[1]:
+                shown[a:b] = decoded[0]
+    if len(complete_cycles(evidence)) < _MIN_BEATS:
+        evidence[:] = -1
+    return dataclasses.replace(_read_cycles(shown, log_env), evidence_states=evidence)
 
 
 def complete_cycles(states: np.ndarray) -> list[tuple[tuple[int, int], ...]]:
