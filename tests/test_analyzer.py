@@ -41,14 +41,25 @@ def test_result_is_frozen_and_round_trips_through_json(analyzer):
 
 
 def test_every_window_is_reported_and_the_record_probability_is_their_calibrated_mean(analyzer):
+    from auscult.analyzer import blend_scores
+    from auscult.cycle_features import cycle_features
+
     recording = utils.load_audio(_wav(synthetic.heart_sound(30.0, 8000, seed=4), 8000))
-    result = analyzer.analyze_recording(recording).result
+    analysis = analyzer.analyze_recording(recording)
+    result = analysis.result
     assert len(result.window_probabilities) == len(result.window_starts_s) >= 14
     assert result.window_starts_s[-1] + result.window_s == pytest.approx(30.0, abs=0.05)
-    raw = analyzer.runner.predict(utils.model_input(recording).windows)
-    calibrate = analyzer.runner.calibration
-    assert result.probability == pytest.approx(calibrate.scalar(record_probability(raw)))
-    np.testing.assert_allclose(result.window_probabilities, calibrate(raw), rtol=1e-6)
+    runner = analyzer.runner
+    raw = runner.predict(utils.model_input(recording).windows)
+    assert runner.cycle_model is not None  # the committed recipe blends in the cycle model
+    band = analysis.model_input.band
+    evidence = cycle_features(band, analyzer.settings.band_rate, analysis.cycles)
+    logit = float(runner.cycle_model.logit(evidence)[0])
+    windows = blend_scores(raw, logit, runner.cycle_weight)
+    record = float(blend_scores(record_probability(raw), logit, runner.cycle_weight))
+    calibrate = runner.calibration
+    assert result.probability == pytest.approx(calibrate.scalar(record))
+    np.testing.assert_allclose(result.window_probabilities, calibrate(windows), rtol=1e-6)
 
 
 def test_a_probability_inside_the_borderline_band_is_unsure_not_a_call(analyzer):
