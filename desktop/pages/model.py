@@ -291,10 +291,13 @@ def _retrain_progress() -> None:
     if status is None:
         return
     if retrain.running(settings) is not None:
+        st.session_state["retrain_watching"] = True
         st.progress(status.progress, text=f"Retraining: {status.stage}")
         if st.button("Cancel", icon=":material/cancel:", key="retrain_cancel"):
             retrain.cancel_job(settings)
         return
+    if st.session_state.pop("retrain_watching", False):
+        st.rerun(scope="app")  # it just ended: the versions above gained a candidate
     if status.state == "running":  # its process is gone without a word: killed
         st.warning("The last retraining was stopped before it finished; nothing was kept.")
         return
