@@ -72,6 +72,7 @@ class BatchRow:
     error: str  # "" when the analysis succeeded
     result: AnalysisResult | None = None  # the full result, for storing in history
     site: str | None = None  # auscultation site, when the caller knows it
+    entry_id: int | None = None  # its history row, once stored (opens like a History row)
 
     @property
     def ok(self) -> bool:

@@ -362,9 +362,11 @@ class Service:
             else:
                 saved[i] = Path(item)
 
+        stored: dict[int, int] = {}
+
         def on_row(done: int, total: int, row: BatchRow) -> None:
             try:
-                self.store.record(
+                stored[done - 1] = self.store.record(
                     source="batch",
                     filename=Path(row.path).name,
                     result=row.result.to_dict() if row.result is not None else None,
@@ -376,7 +378,8 @@ class Service:
             if progress is not None:
                 progress(done, total, row)
 
-        return analyze_many(list(items), self.analyzer, progress=on_row)
+        rows = analyze_many(list(items), self.analyzer, progress=on_row)
+        return [dataclasses.replace(r, entry_id=stored.get(i)) for i, r in enumerate(rows)]
 
     # --- history ----------------------------------------------------------------------
     def get(self, entry_id: int) -> Entry:

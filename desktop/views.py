@@ -103,6 +103,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "phone_shown": None,  # Shown on the Phone inbox page
     "inbox_seen": None,  # newest inbox entry id when the page was opened
     "history_shown": None,  # Shown on the History page
+    "batch_shown": None,  # history id of the batch row opened on the Batch page
     "figures": {},  # (Shown.key, "gauge" | "plot" | "cycles@s" | "why") → PNG (why: + text)
 }
 

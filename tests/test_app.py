@@ -355,6 +355,13 @@ def test_batch_folder_one_broken_file_the_rest_go_on(
     assert at.get("download_button")
     entries = Store(work.db_path).entries(source="batch")
     assert sorted(e.status for e in entries) == ["done", "done", "error"]
+    rows = at.session_state["batch_rows"]
+    assert [r.entry_id for r in rows] == sorted(e.id for e in entries)
+    at.session_state["batch_shown"] = rows[1].entry_id  # what clicking its row does
+    at.run()
+    assert not at.exception
+    assert "auscult-card" in texts(at)
+    assert "Heart cycles." in texts(at)
 
 
 def test_batch_folder_that_does_not_exist(work, no_physionet, tmp_path):

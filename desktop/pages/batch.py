@@ -12,7 +12,8 @@ from auscult.batch import BatchRow, audio_paths, csv_text
 from auscult.reading import DISCLAIMER
 from config import get_settings
 from desktop.resources import model_ready, service
-from desktop.views import PERCENT_COLUMN, UPLOAD_TYPES, coloured
+from desktop.result_view import render_result
+from desktop.views import PERCENT_COLUMN, UPLOAD_TYPES, Shown, coloured
 
 __all__ = ["page_batch"]
 
@@ -41,7 +42,8 @@ def _show_rows(rows: list[BatchRow]) -> None:
     cols[1].metric("Abnormal", counts["abnormal"])
     cols[2].metric("Unsure", counts["unsure"])
     cols[3].metric("Failed", sum(not r.ok for r in rows))
-    st.dataframe(
+    st.caption("Click a row to open it.")
+    event = st.dataframe(
         coloured(
             [
                 r.csv_values()
@@ -55,7 +57,13 @@ def _show_rows(rows: list[BatchRow]) -> None:
             "probability": PERCENT_COLUMN,
             "error": st.column_config.TextColumn("error", width="large"),
         },
+        on_select="rerun",
+        selection_mode="single-row",
+        key="batch_table",
     )
+    picked = event.selection.rows if event is not None else []
+    if picked:
+        st.session_state.batch_shown = rows[picked[0]].entry_id
     st.download_button(
         "Download CSV",
         csv_text(rows),
@@ -65,6 +73,20 @@ def _show_rows(rows: list[BatchRow]) -> None:
         on_click="ignore",
     )
     st.caption(DISCLAIMER)
+    _show_opened()
+
+
+def _show_opened() -> None:
+    """The batch row the user clicked, in the result view (as History shows it)."""
+    entry_id = st.session_state.get("batch_shown")
+    entry = service().store.get(entry_id) if entry_id is not None else None
+    if entry is None:
+        return
+    st.divider()
+    if entry.status == "error":
+        st.error(f"**{entry.filename}** could not be analysed: {entry.error}")
+    else:
+        render_result(Shown.of_entry(entry), get_settings(), key="batch")
 
 
 def page_batch() -> None:
