@@ -10,7 +10,6 @@ analysis from History leaves its confirmed copy here.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import utils
 from auscult.errors import InvalidRequestError, NotFoundError
-from auscult.inbox import audio_extension
+from auscult.inbox import audio_extension, write_atomically
 from auscult.store import SITES, Database
 from config import Settings, get_settings
 
@@ -110,11 +109,8 @@ class ClinicData(Database):
             raise InvalidRequestError(f"unknown source {source!r}")
         who = _text("who", who, 100, required=True)
         recording = utils.load_audio(bytes(data), self.settings)  # refuses what cannot train
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{uuid.uuid4().hex}{audio_extension(data)}"
-        tmp = path.with_name("." + path.name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        name = f"{uuid.uuid4().hex}{audio_extension(data)}"
+        path = write_atomically(self.folder, name, bytes(data))  # a full disk: StorageFullError
         row = (
             datetime.now(UTC).isoformat(timespec="seconds"), Path(filename).name or "recording",
             str(path), label, site, _text("device", device, 100), source, who,

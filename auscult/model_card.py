@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auscult.atomic import write_atomic
 from auscult.calibration import BorderlineBand, Calibration
 from auscult.cycle_features import CycleModel
 from auscult.errors import ModelNotFoundError
+from auscult.inbox import write_atomically
 from config import Settings, get_settings
 
 __all__ = ["FileRecord", "Lodo", "Metrics", "ModelCard", "Training", "load_card", "write_card"]
@@ -167,4 +167,4 @@ def load_card(settings: Settings | None = None, path: Path | None = None) -> Mod
 
 def write_card(card: ModelCard, path: Path) -> None:
     """Write the card as ``metadata.json`` atomically (a reader never sees half of it)."""
-    write_atomic(path, json.dumps(card.to_dict(), indent=2) + "\n")
+    write_atomically(path.parent, path.name, (json.dumps(card.to_dict(), indent=2) + "\n").encode())

@@ -39,9 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from auscult.atomic import write_atomic
 from auscult.errors import AuscultError, ModelNotFoundError, StorageFullError
-from auscult.inbox import is_disk_full
+from auscult.inbox import is_disk_full, write_atomically
 from auscult.model_card import ModelCard, load_card
 from config import Settings, get_settings
 
@@ -75,6 +74,10 @@ class ActiveModel:
     tflite_path: Path
     metadata_path: Path
     stamp: tuple[int, int, int]  # (mtime_ns, size, inode) of active.json; zeros: committed
+
+
+def _json(data: dict) -> bytes:
+    return (json.dumps(data, indent=2) + "\n").encode()
 
 
 def _now() -> str:
@@ -189,7 +192,7 @@ class Registry:
                 sibling = Path(tflite_path).with_name(other)
                 if other != target.name and sibling.is_file():
                     shutil.copyfile(sibling, incoming / other)
-            write_atomic(incoming / "metadata.json", json.dumps(card, indent=2) + "\n")
+            write_atomically(incoming, "metadata.json", _json(card))
             parsed = load_card(self.settings, incoming / "metadata.json")
             for file_name, expected in parsed.files.items():
                 copied = incoming / file_name
@@ -224,7 +227,7 @@ class Registry:
         self.get(name)  # refuses an unknown or unreadable version
         previous = self.active_name()
         event = {"version": name, "previous": previous, "since": _now(), "by": by, "why": why}
-        write_atomic(self.pointer, json.dumps(event, indent=2) + "\n")
+        write_atomically(self.root, self.pointer.name, _json(event))
         with open(self.log_path, "a") as f:
             f.write(json.dumps(event) + "\n")
 

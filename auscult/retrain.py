@@ -45,12 +45,12 @@ import numpy as np
 
 import utils
 from auscult.analyzer import Analyzer, blend_scores
-from auscult.atomic import write_atomic
 from auscult.cache import CachedRecord, build_cache, cycle_features_of, load_cache, record_features
 from auscult.clinic_data import ClinicData, LabelledRecording
 from auscult.cycle_features import fit_cycle_model, recording_cycle_features
 from auscult.datasets import LabelledRecord, read_physionet, split_records
 from auscult.errors import AuscultError, BusyError, InvalidRequestError
+from auscult.inbox import write_atomically
 from auscult.metrics import binary_metrics
 from auscult.registry import Registry, Version
 from auscult.runner import ModelRunner, sha256_of
@@ -127,7 +127,10 @@ def read_status(settings: Settings) -> Status | None:
 
 
 def _write_status(settings: Settings, status: Status) -> None:
-    write_atomic(status_path(settings), json.dumps(dataclasses.asdict(status), indent=2))
+    path = status_path(settings)
+    write_atomically(
+        path.parent, path.name, json.dumps(dataclasses.asdict(status), indent=2).encode()
+    )
 
 
 def clinic_split(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import resource
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import soundfile as sf  # noqa: E402
+from _report import publish  # noqa: E402
 
 from auscult.synthetic import heart_sound  # noqa: E402
 from config import get_settings  # noqa: E402
@@ -118,14 +118,7 @@ def main() -> None:
         "model_bytes": s.tflite_path.stat().st_size,
         "repeats": args.repeats,
     }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(figures, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for k, v in figures.items():
-            print(f"{k:28} {v}")
+    publish(figures, args.out, args.json)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from _report import publish  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from auscult.analyzer import Analyzer, blend_scores  # noqa: E402
@@ -194,14 +194,7 @@ def main() -> None:
     analyzer.analyze(wav)
     figures["promote_s"] = round(switch_seconds(registry, analyzer, new_version.name, wav), 3)
     figures["rollback_s"] = round(switch_seconds(registry, analyzer, base_version.name, wav), 3)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(figures, indent=2) + "\n")
-    if a.json:
-        print(json.dumps(figures))
-    else:
-        for k, v in figures.items():
-            print(f"{k:28} {v}")
+    publish(figures, a.out, a.json)
 
 
 if __name__ == "__main__":
