@@ -23,11 +23,12 @@ from auscult.plots import (
     gauge_figure,
 )
 from auscult.reading import DISCLAIMER, cycles_text, percent_pair, reading
+from auscult.store import Entry
 from config import Settings
 from desktop.resources import service
 from desktop.views import Shown, local_time, quality_word, result_json
 
-__all__ = ["listening_wav", "render_result"]
+__all__ = ["listening_wav", "render_entry", "render_result"]
 
 _TINTS = {"normal": "#ebfbee", "abnormal": "#fff5f5", "unsure": "#fff9db"}
 CYCLE_SPAN_S = 4.0  # seconds the heart-cycle plot shows
@@ -307,3 +308,13 @@ def why_view(shown: Shown, settings: Settings) -> None:
             else ""
         )
     )
+
+
+def render_entry(entry: Entry, settings: Settings, key: str) -> None:
+    """A history row as its page shows it: the result view, or why there is none yet."""
+    if entry.status == "error":
+        st.error(f"**{entry.filename}** could not be analysed: {entry.error}")
+    elif entry.status in ("pending", "analysing"):
+        st.info(f"**{entry.filename}** is being analysed; it opens here when it is done.")
+    else:
+        render_result(Shown.of_entry(entry), settings, key=key)

@@ -12,8 +12,8 @@ from auscult.batch import BatchRow, audio_paths, csv_text
 from auscult.reading import DISCLAIMER
 from config import get_settings
 from desktop.resources import model_ready, service
-from desktop.result_view import render_result
-from desktop.views import PERCENT_COLUMN, UPLOAD_TYPES, Shown, coloured
+from desktop.result_view import render_entry
+from desktop.views import PERCENT_COLUMN, UPLOAD_TYPES, coloured
 
 __all__ = ["page_batch"]
 
@@ -83,10 +83,7 @@ def _show_opened() -> None:
     if entry is None:
         return
     st.divider()
-    if entry.status == "error":
-        st.error(f"**{entry.filename}** could not be analysed: {entry.error}")
-    else:
-        render_result(Shown.of_entry(entry), get_settings(), key="batch")
+    render_entry(entry, get_settings(), key="batch")
 
 
 def page_batch() -> None:

@@ -13,8 +13,8 @@ from auscult.exams import Exam
 from auscult.store import SITES, SOURCES, Entry
 from config import get_settings
 from desktop.resources import service
-from desktop.result_view import render_result
-from desktop.views import PERCENT_COLUMN, Shown, coloured, label_word, local_time
+from desktop.result_view import render_entry
+from desktop.views import PERCENT_COLUMN, coloured, label_word, local_time
 
 __all__ = ["page_history"]
 
@@ -175,9 +175,4 @@ def page_history() -> None:
             svc.delete(entry.id)
             st.session_state.history_shown = None
             st.rerun()
-    if entry.status == "error":
-        st.error(f"**{entry.filename}** could not be analysed: {entry.error}")
-    elif entry.status in ("pending", "analysing"):
-        st.info(f"**{entry.filename}** is being analysed; it opens here when it is done.")
-    else:
-        render_result(Shown.of_entry(entry), settings, key="history")
+    render_entry(entry, settings, key="history")
