@@ -38,6 +38,7 @@ __all__ = [
     "normalise_bands",
     "frame_windows",
     "model_input",
+    "mel_band_edges",
     "mel_filterbank",
     "SUPPORTED_EXTENSIONS",
 ]
@@ -486,11 +487,16 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return np.where(log_region, 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0)), hz)
 
 
+def mel_band_edges(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """The ``n_mels + 2`` edge frequencies (Hz) of the mel filters: band k spans edges k…k+2."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+
+
 @lru_cache(maxsize=8)
 def mel_filterbank(rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """Slaney-normalised triangular mel filters, shape ``(n_mels, n_fft // 2 + 1)``."""
     fft_hz = np.linspace(0, rate / 2, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    edges = mel_band_edges(n_mels, fmin, fmax)
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]

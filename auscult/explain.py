@@ -78,12 +78,9 @@ class Explanation:
 
 def _band_edges(settings: Settings) -> list[tuple[int, int, float, float]]:
     """(first mel, last mel + 1, low Hz, high Hz) of each of N_BANDS groups of mel bands."""
-    import librosa
-
-    centres = librosa.mel_frequencies(settings.n_mels + 2, fmin=settings.mel_fmin,
-                                      fmax=settings.mel_fmax)  # fmt: skip
+    edges = utils.mel_band_edges(settings.n_mels, settings.mel_fmin, settings.mel_fmax)
     cuts = np.linspace(0, settings.n_mels, N_BANDS + 1).round().astype(int)
-    return [(int(a), int(b), float(centres[a]), float(centres[b + 1])) for a, b in pairwise(cuts)]
+    return [(int(a), int(b), float(edges[a]), float(edges[b + 1])) for a, b in pairwise(cuts)]
 
 
 def _phase_masks(result: AnalysisResult, n_frames: int, hop_s: float) -> dict[str, np.ndarray]:

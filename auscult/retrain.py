@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -411,6 +412,12 @@ def start_job(settings: Settings | None = None) -> int:
     s = settings or get_settings()
     if running(s) is not None:
         raise BusyError("a retraining is running already; wait for it or cancel it", 60)
+    missing = [name for name in ("tensorflow", "sklearn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InvalidRequestError(
+            f"retraining needs the training packages ({', '.join(missing)} missing): install "
+            "them with `make setup-dev` (requirements-dev.txt) and start Auscult again"
+        )
     counts = ClinicData(s).counts()
     if sum(counts.values()) < MIN_CLINIC or min(counts.values()) == 0:
         raise InvalidRequestError(

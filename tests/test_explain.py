@@ -63,3 +63,34 @@ def test_explanation_chart_draws_both_views(analyzer, murmur_8k, wav_bytes):
     assert figure_png(fig, dpi=40).startswith(b"\x89PNG")
     empty = explanation_figure(dict.fromkeys(PHASES, np.nan), why.band_edges_hz, why.band_drop)
     assert "no heart cycles" in empty.axes[0].texts[0].get_text()
+
+
+RUNTIME_ONLY = """
+import sys
+for name in ("librosa", "sklearn", "tensorflow", "keras"):
+    sys.modules[name] = None  # as in `make run`'s environment: not installed
+sys.path.insert(0, {root!r})
+import dataclasses
+from pathlib import Path
+from auscult.service import Service
+from auscult.synthetic import heart_sound_wav
+from config import Settings
+svc = Service(dataclasses.replace(Settings(), work_dir=Path({work!r})))
+done = svc.analyse_upload(heart_sound_wav(12, 8000, seed=3), "x.wav", patient_id="P-1")
+assert svc.explanation(done.result, svc.model_input(done.entry.audio_path))
+assert svc.report_pdf(done.entry.id).startswith(b"%PDF")
+assert svc.exam_report_pdf("P-1").startswith(b"%PDF")
+print("ok")
+"""
+
+
+def test_explanations_and_reports_need_only_the_runtime_packages(tmp_path):
+    import subprocess
+    import sys
+
+    from config import PROJECT_ROOT
+
+    code = RUNTIME_ONLY.format(root=str(PROJECT_ROOT), work=str(tmp_path / "work"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")

@@ -13,8 +13,7 @@ from auscult.training import TrainingCancelled
 
 
 def figures(fixed_auc, fixed_se, clinic_auc):
-    return {"fixed": {"auc": fixed_auc, "sensitivity": fixed_se},
-            "clinic": {"auc": clinic_auc}}  # fmt: skip
+    return {"fixed": {"auc": fixed_auc, "sensitivity": fixed_se}, "clinic": {"auc": clinic_auc}}
 
 
 def test_the_promotion_rule_guards_the_fixed_set_and_asks_for_a_clinic_gain():
@@ -34,8 +33,9 @@ def test_the_promotion_rule_guards_the_fixed_set_and_asks_for_a_clinic_gain():
 def test_the_clinic_split_keeps_each_patient_on_one_side(settings, wav_bytes, heart_8k):
     clinic = ClinicData(settings)
     for i in range(30):
-        clinic.add(wav_bytes(heart_8k, 8000), f"{i}.wav", label="normal", who="t",
-                   patient_id=f"P-{i // 3}")  # fmt: skip
+        clinic.add(
+            wav_bytes(heart_8k, 8000), f"{i}.wav", label="normal", who="t", patient_id=f"P-{i // 3}"
+        )
     train, held = clinic_split(clinic.items(), 0.3)
     assert {i.patient_id for i in train}.isdisjoint({i.patient_id for i in held})
     assert 3 <= len(held) <= 18
@@ -49,15 +49,21 @@ def clinic_of_training_e(settings, physionet_dir):
     chosen = [r for r in records if r.label][:12] + [r for r in records if not r.label][:12]
     clinic = ClinicData(settings)
     for r in chosen:
-        clinic.add_file(r.path, label="abnormal" if r.label else "normal", who="test",
-                        device="training-e stethoscope", patient_id=r.name)  # fmt: skip
+        clinic.add_file(
+            r.path,
+            label="abnormal" if r.label else "normal",
+            who="test",
+            device="training-e stethoscope",
+            patient_id=r.name,
+        )
     return clinic
 
 
 def test_a_retraining_registers_a_judged_candidate(settings, clinic_of_training_e):
     steps = []
-    result = run(settings, RetrainPlan(epochs=1, limit=240),
-                 report=lambda p, stage: steps.append((p, stage)))  # fmt: skip
+    result = run(
+        settings, RetrainPlan(epochs=1, limit=240), report=lambda p, stage: steps.append((p, stage))
+    )
     registry = Registry(settings)
     names = [v.name for v in registry.versions()]
     assert result["candidate"] in names
@@ -115,3 +121,18 @@ def test_a_job_runs_in_its_own_process_and_reports_through_its_status_file(
     assert status.state == "done", status.message
     assert status.progress == 1.0
     assert status.report["candidate"] in [v.name for v in Registry(settings).versions()]
+
+
+def test_retraining_without_the_training_packages_says_how_to_get_them(settings, monkeypatch):
+    import importlib.util
+
+    from auscult import retrain
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorflow" else real(name, *a),
+    )
+    with pytest.raises(Exception, match="make setup-dev"):
+        retrain.start_job(settings)
