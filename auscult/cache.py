@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -69,7 +70,10 @@ def _each(job: Callable[[Any], Any], jobs: list[Any], workers: int, desc: str) -
     """``job`` of every item in order, with a progress bar; ``workers > 1``: a process pool."""
     progress = dict(total=len(jobs), desc=desc, unit="rec")
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver, not fork: a process that has started threads (LiteRT, OpenMP via the
+        # ECG module's libraries) can deadlock a forked child on a lock held at fork time.
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             return list(tqdm(pool.map(job, jobs, chunksize=16), **progress))
     return [job(item) for item in tqdm(jobs, **progress)]
 
