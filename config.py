@@ -76,6 +76,17 @@ class Settings:
     #: CPU threads for inference: LiteRT's conv layers and the front end's FFT split across cores.
     inference_threads: int = 2
 
+    # --- ECG module (auscult/ecg) ------------------------------------------------------
+    #: MIT-BIH Arrhythmia Database folder (WFDB), for training and evaluation only.
+    ecg_data_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "mitdb"
+    ecg_model_name: str = "ecg_beats"
+    ecg_rate: int = 360  # Hz, every ECG is resampled to this (MIT-BIH's own)
+    ecg_min_rate_hz: int = 100
+    ecg_max_rate_hz: int = 2000
+    ecg_min_duration_s: float = 5.0
+    ecg_max_duration_s: float = 24 * 3600.0
+    ecg_max_upload_bytes: int = 256 * 1024 * 1024  # a 24 h two-lead record is ~130 MB
+
     # --- decision ----------------------------------------------------------------------
     #: Quality score (0–1) below which the analyzer says "unsure" instead of guessing.
     min_quality: float = 0.35
@@ -119,6 +130,14 @@ class Settings:
     @property
     def tflite_path(self) -> Path:
         return self.models_dir / f"{self.model_name}.tflite"
+
+    @property
+    def ecg_model_path(self) -> Path:
+        return self.models_dir / f"{self.ecg_model_name}.tflite"
+
+    @property
+    def ecg_card_path(self) -> Path:
+        return self.models_dir / f"{self.ecg_model_name}.json"
 
     @property
     def metadata_path(self) -> Path:

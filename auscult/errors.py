@@ -10,6 +10,7 @@ __all__ = [
     "AuscultError",
     "BusyError",
     "InvalidAudioError",
+    "InvalidEcgError",
     "InvalidRequestError",
     "ModelNotFoundError",
     "NotAudioError",
@@ -54,6 +55,13 @@ class UploadTooLargeError(AuscultError):
             f"the recording is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB — record "
             "or send a shorter stretch (10–30 s is enough)"
         )
+
+
+class InvalidEcgError(AuscultError, ValueError):
+    """The input cannot be analysed as an ECG (the message says why and what to send)."""
+
+    http_status = 422
+    title = "The ECG cannot be analysed"
 
 
 class InvalidRequestError(AuscultError, ValueError):

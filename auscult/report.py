@@ -25,11 +25,11 @@ from config import Settings, get_settings
 
 __all__ = ["Page", "exam_report_pdf", "report_pdf"]
 
-_A4 = (8.27, 11.69)  # inches
+A4 = (8.27, 11.69)  # inches
 _INK, _MUTED = "#212529", "#868e96"
 
 
-def _image(fig) -> np.ndarray:
+def page_image(fig) -> np.ndarray:
     """A rendered matplotlib figure as an RGB(A) array, to place on the page."""
     import matplotlib.image as mpimg
 
@@ -53,7 +53,7 @@ class Page:
     explanation: str = ""  # Service.explanation; left out when empty
 
 
-def _pdf(figures: list) -> bytes:
+def pdf_pages(figures: list) -> bytes:
     """Figures as the pages of one PDF (text stays text)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -76,7 +76,7 @@ def report_pdf(
     import matplotlib
 
     with matplotlib.rc_context(_RC):
-        return _pdf([_recording_page(Page(entry, result, model_input, explanation), settings)])
+        return pdf_pages([_recording_page(Page(entry, result, model_input, explanation), settings)])
 
 
 def exam_report_pdf(exam: Exam, pages: list[Page], settings: Settings | None = None) -> bytes:
@@ -84,7 +84,7 @@ def exam_report_pdf(exam: Exam, pages: list[Page], settings: Settings | None = N
     import matplotlib
 
     with matplotlib.rc_context(_RC):
-        return _pdf([_exam_page(exam, pages), *(_recording_page(p, settings) for p in pages)])
+        return pdf_pages([_exam_page(exam, pages), *(_recording_page(p, settings) for p in pages)])
 
 
 _RC = {"pdf.fonttype": 42, "font.family": "DejaVu Sans"}
@@ -94,7 +94,7 @@ def _exam_page(exam: Exam, pages: list[Page]):
     """The summary page: the exam's verdict, each site's result and what it calls for."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=_A4)
+    fig = Figure(figsize=A4)
     fig.text(0.06, 0.965, "Auscult — heart sound exam", fontsize=17, fontweight="bold")
     fig.text(0.06, 0.945, f"Patient/exam: {exam.patient_id} · day: {exam.day} · "
              f"{len(exam.entries)} recording(s)", fontsize=9, color=_MUTED)  # fmt: skip
@@ -145,7 +145,7 @@ def _recording_page(page: Page, settings: Settings | None = None):
     s = settings or get_settings()
     read = reading(result)
     colour = LABEL_COLOURS.get(result.label, _INK)
-    fig = Figure(figsize=_A4)
+    fig = Figure(figsize=A4)
     fig.text(0.06, 0.965, "Auscult — heart sound report", fontsize=17, fontweight="bold")
     who = [
         f"Patient/exam: {entry.patient_id or 'not given'}",
@@ -171,7 +171,7 @@ def _recording_page(page: Page, settings: Settings | None = None):
     for i, line in enumerate(figures):
         fig.text(0.06, 0.815 - 0.02 * i, line, fontsize=10.5)
     gauge = fig.add_axes((0.6, 0.76, 0.34, 0.2))
-    gauge.imshow(_image(gauge_figure(result.probability, result.threshold, result.label,
+    gauge.imshow(page_image(gauge_figure(result.probability, result.threshold, result.label,
                                      result.band, reliable=result.reliable)))  # fmt: skip
     gauge.axis("off")
 
@@ -200,7 +200,7 @@ def _recording_page(page: Page, settings: Settings | None = None):
 
     if model_input is not None and result.s1_times_s:
         cycles = fig.add_axes((0.04, y - 0.12, 0.92, 0.11))
-        cycles.imshow(_image(cycle_figure(
+        cycles.imshow(page_image(cycle_figure(
             model_input.signal, s.sample_rate, result.s1_times_s, result.s2_times_s,
             murmur_phase=result.murmur_phase,
         )))  # fmt: skip
@@ -211,7 +211,7 @@ def _recording_page(page: Page, settings: Settings | None = None):
         height = min(0.45, y - 0.12)
         plot = fig.add_axes((0.04, y - 0.01 - height, 0.92, height))
         plot.imshow(
-            _image(
+            page_image(
                 analysis_figure(
                     model_input.signal, s.sample_rate, model_input.features,
                     s.hop_length / s.sample_rate, (s.mel_fmin, s.mel_fmax),

@@ -24,9 +24,13 @@ import utils
 from auscult.analyzer import AnalysisResult, Analyzer
 from auscult.batch import BatchRow, analyze_many
 from auscult.clinic_data import ClinicData, LabelledRecording
+from auscult.ecg.analyzer import EcgAnalysis, EcgAnalyzer
+from auscult.ecg.history import EcgEntry, EcgHistory
+from auscult.ecg.reading import EcgRecording, load_ecg
 from auscult.errors import (
     AuscultError,
     BusyError,
+    InvalidEcgError,
     InvalidRequestError,
     NotFoundError,
     StorageFullError,
@@ -108,6 +112,8 @@ class Service:
         self._load = analyzer if callable(analyzer) else (lambda: Analyzer(settings=self.settings))
         self._load_lock = threading.Lock()
         self._clinic: ClinicData | None = None
+        self._ecg_history: EcgHistory | None = None
+        self._ecg_analyzer: EcgAnalyzer | None = None
         self._inflight_lock = threading.Lock()
         self._inflight_bytes = 0
         self._decoding = threading.BoundedSemaphore(self.settings.decode_workers)
@@ -570,6 +576,71 @@ class Service:
         if model_input is None or not result.reliable or result.model_version != runner.version:
             return ""
         return explain(runner, model_input, result, self.settings).sentence(result.label)
+
+    # --- ECG (auscult/ecg) -------------------------------------------------------------
+    @property
+    def ecg_history(self) -> EcgHistory:
+        """Stored ECG analyses, opened on first use."""
+        if self._ecg_history is None:
+            with self._load_lock:
+                if self._ecg_history is None:
+                    self._ecg_history = EcgHistory(self.settings)
+        return self._ecg_history
+
+    @property
+    def ecg_analyzer(self) -> EcgAnalyzer:
+        """The ECG analyzer; its beat model loads on first use."""
+        if self._ecg_analyzer is None:
+            with self._load_lock:
+                if self._ecg_analyzer is None:
+                    self._ecg_analyzer = EcgAnalyzer(settings=self.settings)
+        return self._ecg_analyzer
+
+    def analyse_ecg(
+        self,
+        files: list[tuple[str, bytes]],
+        *,
+        source: str = "upload",
+        patient_id: str | None = None,
+        lead: str | None = None,
+        rate_hz: float | None = None,
+    ) -> tuple[EcgEntry, EcgAnalysis, EcgRecording]:
+        """Read, analyse and keep an ECG (one record: a file, a WFDB pair, or a zip).
+
+        Raises :class:`InvalidEcgError` (nothing kept) when it cannot be read."""
+        patient_id = _check_text("patient or exam id", patient_id, 100)
+        if not files:
+            raise InvalidEcgError("no file was sent — choose an ECG file")
+        size = sum(len(data) for _, data in files)
+        limit = self.settings.ecg_max_upload_bytes
+        if size > limit:
+            raise UploadTooLargeError(
+                f"the ECG files are {size / 1e6:.0f} MB; the limit is {limit / 1e6:.0f} MB"
+            )
+        analyzer = self.ecg_analyzer
+        _ = analyzer.model  # a missing model is said before reading the file
+        with self._decode_slot():
+            recording = load_ecg(files, rate_hz=rate_hz, settings=self.settings)
+            analysis = analyzer.analyze(recording, lead or None)
+        entry = self.ecg_history.add(
+            files, analysis.to_dict(), source=source, patient_id=patient_id, lead=lead,
+            rate_hz=rate_hz,
+        )  # fmt: skip
+        return entry, analysis, recording
+
+    def ecg_entry(self, entry_id: int) -> tuple[EcgEntry, EcgAnalysis]:
+        entry = self.ecg_history.get(entry_id)
+        return entry, EcgAnalysis.from_dict(entry.result)
+
+    def ecg_recording(self, entry: EcgEntry) -> EcgRecording:
+        """The stored ECG read again (to draw its strip)."""
+        return load_ecg(entry.files, rate_hz=entry.rate_hz, settings=self.settings)
+
+    def ecg_report_pdf(self, entry_id: int) -> bytes:
+        from auscult.ecg.report import ecg_report_pdf
+
+        entry, analysis = self.ecg_entry(entry_id)
+        return ecg_report_pdf(entry, analysis, self.ecg_recording(entry), self.ecg_analyzer)
 
     def export_json(self, entry: Entry, reference: str | None = None) -> str:
         return json.dumps(self.export(entry, reference), indent=2)
