@@ -46,16 +46,19 @@ lint: setup-dev
 train: setup-dev
 	$(PY) scripts/fast_batch_process.py
 	$(PY) scripts/gpu_optimized_train.py --lodo
+	$(PY) scripts/ecg_train.py
 
 evaluate: setup-dev
 	$(PY) scripts/evaluate.py
 	$(PY) scripts/phone_simulation.py
+	$(PY) scripts/ecg_evaluate.py
 
 validate: setup
 	$(PY) validation/phase1_validation.py
 
 bench: setup
 	$(PY) benchmarks/bench_inference.py --out models/evaluation/benchmark.json
+	$(PY) benchmarks/bench_ecg.py --out models/evaluation/ecg_benchmark.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from auscult.service import Service
 from auscult.worker import Worker
 from config import Settings, get_settings
-from restapi import analyses, exams, models, problems, retraining, system, training_data
+from restapi import analyses, ecg, exams, models, problems, retraining, system, training_data
 from restapi.deps import AnalysisSlots
 from restapi.schemas import Problem
 from restapi.telemetry import Telemetry
@@ -94,6 +94,7 @@ def create_app(
     problems.install(app)
     app.include_router(analyses.router)
     app.include_router(exams.router)
+    app.include_router(ecg.router)
     app.include_router(models.router)
     app.include_router(training_data.router)
     app.include_router(retraining.router)

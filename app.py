@@ -15,6 +15,7 @@ import streamlit as st
 
 from desktop.pages.analyze import page_analyze
 from desktop.pages.batch import page_batch
+from desktop.pages.ecg import page_ecg
 from desktop.pages.history import page_history
 from desktop.pages.model import page_model
 from desktop.pages.monitoring import page_monitoring
@@ -26,6 +27,7 @@ PAGES = {
     "analyze": (page_analyze, "Analyze", ":material/graphic_eq:"),
     "phone": (page_phone, "Phone inbox", ":material/smartphone:"),
     "batch": (page_batch, "Batch", ":material/library_music:"),
+    "ecg": (page_ecg, "ECG", ":material/ecg_heart:"),
     "history": (page_history, "History", ":material/history:"),
     "monitoring": (page_monitoring, "Monitoring", ":material/monitoring:"),
     "model": (page_model, "Model", ":material/info:"),

@@ -146,6 +146,32 @@ def check_real_prediction() -> str:
     return f"{record.name} → {r.label} (p={r.probability:.2f}); reference label {reference}"
 
 
+def check_ecg_model() -> str:
+    """The ECG beat model loads and reads a real MIT-BIH record (or a synthetic one)."""
+    import numpy as np
+
+    from auscult.ecg.analyzer import EcgAnalyzer
+    from auscult.ecg.reading import EcgRecording, load_ecg
+
+    s = get_settings()
+    analyzer = EcgAnalyzer(settings=s)
+    header = s.ecg_data_dir / "100.hea"
+    if header.exists():
+        recording = load_ecg(header, settings=s)
+        recording = EcgRecording(recording.signal[: 360 * 60], 360, recording.leads, 360.0)
+    else:  # a 60 bpm train of narrow spikes
+        x = np.zeros((360 * 60, 1), dtype=np.float32)
+        x[180::360, 0] = 1.0
+        recording = EcgRecording(x, 360, ("I",), 360.0)
+    result = analyzer.analyze(recording)
+    size = s.ecg_model_path.stat().st_size
+    return (
+        f"{s.ecg_model_path.name} ({size / 1024:.0f} KB, {analyzer.model.version}): "
+        f"{len(result.beat_times_s)} beats, rhythm {result.rhythm.rhythm}, "
+        f"{result.rhythm.heart_rate_bpm or 0:.0f} bpm"
+    )
+
+
 def check_no_tensorflow() -> str:
     if "tensorflow" in sys.modules:
         raise AssertionError(
@@ -163,6 +189,7 @@ CHECKS: list[tuple[str, Callable[[], str]]] = [
     ("feature cache", check_cache),
     ("synthetic prediction", check_synthetic_prediction),
     ("real-record prediction", check_real_prediction),
+    ("ECG beat model", check_ecg_model),
     ("LiteRT only", check_no_tensorflow),
 ]
 

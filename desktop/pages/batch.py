@@ -98,7 +98,11 @@ def page_batch() -> None:
         "unsure_reason, quality, heart_rate_bpm, site, warnings, model_version."
     )
     files = st.file_uploader(
-        "Recordings", type=list(UPLOAD_TYPES), accept_multiple_files=True, key="batch_files"
+        "Recordings",
+        type=list(UPLOAD_TYPES),
+        accept_multiple_files=True,
+        max_upload_size=max(1, get_settings().max_upload_bytes // (1024 * 1024)),
+        key="batch_files",
     )
     with st.expander("…or a folder on this computer"):
         folder = st.text_input("Folder (searched recursively)", key="batch_folder")

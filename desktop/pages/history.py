@@ -3,15 +3,18 @@
 ``/history?entry=12`` opens analysis 12 (the link in the "recording analysed" notice).
 Click a row to open it. The Exams view groups the recordings of one patient/exam id and
 day, with each exam's summary, its PDF and the earlier exams of the same id to compare.
+The ECG view lists ECG analyses (modality "ecg") and opens one like the ECG page.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from auscult.ecg.analyzer import EcgAnalysis
 from auscult.exams import Exam
 from auscult.store import SITES, SOURCES, Entry
 from config import get_settings
+from desktop.pages.ecg import render_ecg
 from desktop.resources import service
 from desktop.result_view import render_entry
 from desktop.views import PERCENT_COLUMN, coloured, label_word, local_time
@@ -145,6 +148,28 @@ def _recordings_view(search: str) -> None:
     _table(page.entries, key="hist_table")
 
 
+def _ecg_view(search: str) -> None:
+    """ECG analyses (modality "ecg"); a clicked row opens below."""
+    entries = [
+        e
+        for e in service().ecg_history.entries(500)
+        if not search or search.lower() in f"{e.patient_id or ''} {e.filename}".lower()
+    ]
+    if not entries:
+        st.info("No ECG analyses yet — add one on the ECG page.")
+        return
+    rows = [e.summary() for e in entries]
+    event = st.dataframe(
+        coloured(rows, "label"), hide_index=True, on_select="rerun",
+        selection_mode="single-row", key="hist_ecg_table",
+    )  # fmt: skip
+    picked = event.selection.rows if event and event.selection else []
+    if picked:
+        entry = entries[picked[0]]
+        st.divider()
+        render_ecg(entry, EcgAnalysis.from_dict(entry.result))
+
+
 def page_history() -> None:
     settings = get_settings()
     st.title("History")
@@ -152,11 +177,14 @@ def page_history() -> None:
     svc = service(settings)
     view_col, search_col = st.columns([1.2, 2], vertical_alignment="bottom")
     view = view_col.segmented_control(
-        "View", ("Recordings", "Exams"), default="Recordings", key="hist_view"
+        "View", ("Recordings", "Exams", "ECG"), default="Recordings", key="hist_view"
     )
     search = search_col.text_input(
         "Search", key="hist_search", placeholder="patient/exam id, file name or note"
     ).strip()
+    if view == "ECG":
+        _ecg_view(search)
+        return
     if view == "Exams":
         _exams_view(search)
     else:

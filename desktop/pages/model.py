@@ -205,7 +205,10 @@ def _clinic_section() -> None:
     )
     with st.form("clinic_add", clear_on_submit=True, border=True):
         files = st.file_uploader(
-            "Labelled recordings", accept_multiple_files=True, key="clinic_files"
+            "Labelled recordings",
+            accept_multiple_files=True,
+            max_upload_size=max(1, get_settings().max_upload_bytes // (1024 * 1024)),
+            key="clinic_files",
         )
         a, b, c = st.columns(3)
         label = a.selectbox("Label (all files)", ("abnormal", "normal"), key="clinic_label")
