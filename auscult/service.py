@@ -640,7 +640,7 @@ class Service:
         from auscult.ecg.report import ecg_report_pdf
 
         entry, analysis = self.ecg_entry(entry_id)
-        return ecg_report_pdf(entry, analysis, self.ecg_recording(entry), self.ecg_analyzer)
+        return ecg_report_pdf(entry, analysis, self.ecg_recording(entry), self.ecg_analyzer.model)
 
     def export_json(self, entry: Entry, reference: str | None = None) -> str:
         return json.dumps(self.export(entry, reference), indent=2)

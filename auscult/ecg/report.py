@@ -7,15 +7,15 @@ import textwrap
 
 import numpy as np
 
-from auscult.ecg.analyzer import DISCLAIMER, EcgAnalysis, EcgAnalyzer, explain_beat
-from auscult.ecg.classify import BEFORE_S, CLASSES, WAVE_RATE, beat_inputs
+from auscult.ecg.analyzer import DISCLAIMER, EcgAnalysis, explain_beat
+from auscult.ecg.classify import BEFORE_S, CLASSES, WAVE_RATE, BeatModel, beat_inputs
 from auscult.ecg.history import EcgEntry
 from auscult.ecg.plots import beat_figure, rate_trend_figure, strip_figure
 from auscult.ecg.reading import EcgRecording
 from auscult.plots import LABEL_COLOURS
 from auscult.report import A4, page_image, pdf_pages
 
-__all__ = ["ecg_report_pdf", "ecg_summary_lines", "notable_beat"]
+__all__ = ["ecg_report_pdf", "ecg_summary_lines", "explained_beat_figure", "notable_beat"]
 
 
 def ecg_summary_lines(analysis: EcgAnalysis) -> list[str]:
@@ -52,18 +52,19 @@ def notable_beat(analysis: EcgAnalysis) -> int | None:
     return None
 
 
-def _beat_image(analyzer: EcgAnalyzer, recording: EcgRecording, analysis: EcgAnalysis, i: int):
+def explained_beat_figure(model: BeatModel, recording: EcgRecording, analysis: EcgAnalysis, i: int):
+    """Beat ``i`` as the model saw it, shaded by what decided its class (occlusion)."""
     lead = recording.lead(recording.leads.index(analysis.lead))
     peaks = np.round(analysis.beat_times_s * recording.rate).astype(np.int64)
     waves, rr = beat_inputs(lead, recording.rate, peaks)
     cls = str(analysis.beat_classes[i])
     k = CLASSES.index(cls) if cls in CLASSES else 0
-    weight = explain_beat(analyzer.model, waves[i], rr[i], k)
+    weight = explain_beat(model, waves[i], rr[i], k)
     return beat_figure(waves[i, :, 0], weight, cls, WAVE_RATE, BEFORE_S)
 
 
 def ecg_report_pdf(
-    entry: EcgEntry, analysis: EcgAnalysis, recording: EcgRecording, analyzer: EcgAnalyzer
+    entry: EcgEntry, analysis: EcgAnalysis, recording: EcgRecording, model: BeatModel
 ) -> bytes:
     """The one-page PDF of a stored ECG analysis."""
     from matplotlib.figure import Figure
@@ -107,7 +108,7 @@ def ecg_report_pdf(
     trend.axis("off")
     if notable is not None:
         beat = fig.add_axes((0.56, 0.24, 0.4, 0.2))
-        beat.imshow(page_image(_beat_image(analyzer, recording, analysis, notable)))
+        beat.imshow(page_image(explained_beat_figure(model, recording, analysis, notable)))
         beat.axis("off")
     fig.text(
         0.06,

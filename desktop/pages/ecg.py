@@ -4,21 +4,18 @@ the PDF; earlier ECG analyses listed below."""
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from auscult.ecg.analyzer import DISCLAIMER, EcgAnalysis
-from auscult.ecg.classify import BEFORE_S, CLASSES, WAVE_RATE, beat_inputs
 from auscult.ecg.history import EcgEntry
 from auscult.ecg.plots import (
     CLASS_COLOURS,
     CLASS_NAMES,
-    beat_figure,
     rate_trend_figure,
     strip_figure,
 )
 from auscult.ecg.reading import EcgRecording
-from auscult.ecg.report import ecg_summary_lines, notable_beat
+from auscult.ecg.report import ecg_summary_lines, explained_beat_figure, notable_beat
 from auscult.errors import AuscultError
 from desktop.resources import service
 
@@ -32,6 +29,14 @@ _HEADLINES = {
     "abnormal": ("Needs a look", "red"),
     "unsure": ("Unsure — record again", "gray"),
 }
+
+
+@st.cache_resource(max_entries=2, show_spinner="Reading the ECG…")
+def _recording(entry_id: int) -> EcgRecording:
+    """A stored ECG read once, not on every move of the strip's slider (a Holter file is
+    large); the last two stay in memory."""
+    svc = service()
+    return svc.ecg_recording(svc.ecg_history.get(entry_id))
 
 
 def _upload() -> None:
@@ -75,16 +80,9 @@ def _beat_explanation(recording: EcgRecording, analysis: EcgAnalysis) -> None:
     i = notable_beat(analysis)
     if i is None:
         return
-    lead = recording.lead(recording.leads.index(analysis.lead))
-    peaks = np.round(analysis.beat_times_s * recording.rate).astype(np.int64)
-    waves, rr = beat_inputs(lead, recording.rate, peaks)
+    model = service().ecg_analyzer.model
+    st.pyplot(explained_beat_figure(model, recording, analysis, i), clear_figure=True)
     cls = str(analysis.beat_classes[i])
-    from auscult.ecg.analyzer import explain_beat
-
-    weight = explain_beat(
-        service().ecg_analyzer.model, waves[i], rr[i], CLASSES.index(cls) if cls in CLASSES else 0
-    )
-    st.pyplot(beat_figure(waves[i, :, 0], weight, cls, WAVE_RATE, BEFORE_S), clear_figure=True)
     st.caption(
         f"Beat at {analysis.beat_times_s[i]:.1f} s ({CLASS_NAMES[cls]}): shaded parts changed "
         "the model's answer most when hidden. Its RR context (prematurity) also counts."
@@ -108,7 +106,7 @@ def render_ecg(entry: EcgEntry, analysis: EcgAnalysis) -> None:
         for line in ecg_summary_lines(analysis):
             st.write(line)
     try:
-        recording = service().ecg_recording(entry)
+        recording = _recording(entry.id)
     except AuscultError as err:
         st.info(f"The strip cannot be drawn: {err}")
         return
@@ -132,7 +130,7 @@ def render_ecg(entry: EcgEntry, analysis: EcgAnalysis) -> None:
         _beat_explanation(recording, analysis)
     st.download_button(
         "Download PDF report",
-        data=service().ecg_report_pdf(entry.id),
+        data=lambda: service().ecg_report_pdf(entry.id),
         file_name=f"auscult-ecg-{entry.id}.pdf",
         mime="application/pdf",
         key=f"ecg_pdf_{entry.id}",
