@@ -118,7 +118,7 @@ def fit(data, names: list[str], epochs: int, seed: int):
     return model
 
 
-def recall_first_thresholds(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def model_thresholds(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Per model class, the threshold with the best F-beta out of fold: β = 2 (recall counts
     four times precision) for the dangerous V beats, β = 1 for F and paced beats. A class
     whose best F-score stays under ``MIN_F`` is never called (threshold above 1): calling it
@@ -204,7 +204,7 @@ def main() -> None:
     probs, y = np.concatenate(oof_p), np.concatenate(oof_y)
     if a.oof:
         np.savez(a.oof, probs=probs, y=y)
-    thresholds = recall_first_thresholds(probs, y)
+    thresholds = model_thresholds(probs, y)
     thresholds["S_premature"] = premature_threshold(data, list(DS1))
     oof_rr = np.concatenate([data[n][1] for g in groups for n in g])
     oof = class_report(y, decide(probs, thresholds, oof_rr))

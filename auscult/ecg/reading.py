@@ -150,6 +150,14 @@ def _read_csv(
     return _columns(before, data, name, rate_hz)
 
 
+def _cells(line: list[str]) -> list[str]:
+    """A CSV line's cells, stripped, without the empty ones a trailing comma leaves."""
+    cells = [c.strip() for c in line]
+    while cells and cells[-1] == "":
+        cells.pop()
+    return cells
+
+
 def _fast_rows(text: str) -> tuple[list[list[str]], np.ndarray | None]:
     """The common case at C speed: metadata lines, then a block of plain numbers (a 24 h
     single-lead export has millions of lines). ``None`` when the block is not that simple."""
@@ -157,9 +165,7 @@ def _fast_rows(text: str) -> tuple[list[list[str]], np.ndarray | None]:
     start = 0
     before: list[list[str]] = []
     while start < len(lines):
-        cells = [c.strip() for c in next(csv.reader([lines[start]]), [])]
-        while cells and cells[-1] == "":
-            cells.pop()
+        cells = _cells(next(csv.reader([lines[start]]), []))
         if cells and all(_number(c) is not None for c in cells):
             break
         if cells:
@@ -183,9 +189,7 @@ def _rows(text: str, name: str) -> tuple[list[list[str]], np.ndarray]:
     before: list[list[str]] = []
     rows: list[list[float]] = []
     for number, line in enumerate(csv.reader(io.StringIO(text)), start=1):
-        cells = [c.strip() for c in line]
-        while cells and cells[-1] == "":
-            cells.pop()
+        cells = _cells(line)
         if not cells:
             continue
         values = [_number(c) for c in cells]

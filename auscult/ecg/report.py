@@ -15,7 +15,21 @@ from auscult.ecg.reading import EcgRecording
 from auscult.plots import LABEL_COLOURS
 from auscult.report import A4, page_image, pdf_pages
 
-__all__ = ["ecg_report_pdf", "ecg_summary_lines", "explained_beat_figure", "notable_beat"]
+__all__ = [
+    "HEADLINES",
+    "ecg_report_pdf",
+    "ecg_summary_lines",
+    "explained_beat_figure",
+    "notable_beat",
+]
+
+
+#: The answer's headline per label, on the page and in the PDF.
+HEADLINES = {
+    "normal": "Looks normal",
+    "abnormal": "Needs a look",
+    "unsure": "Unsure — record again",
+}
 
 
 def ecg_summary_lines(analysis: EcgAnalysis) -> list[str]:
@@ -79,15 +93,10 @@ def ecg_report_pdf(
         fontsize=9,
         color="#868e96",
     )
-    headline = {
-        "normal": "Looks normal",
-        "abnormal": "Needs a look",
-        "unsure": "Unsure — record again",
-    }
     fig.text(
         0.06,
         0.905,
-        headline[analysis.label],
+        HEADLINES[analysis.label],
         fontsize=28,
         fontweight="bold",
         color=LABEL_COLOURS.get(analysis.label, "#212529"),

@@ -15,7 +15,12 @@ from auscult.ecg.plots import (
     strip_figure,
 )
 from auscult.ecg.reading import EcgRecording
-from auscult.ecg.report import ecg_summary_lines, explained_beat_figure, notable_beat
+from auscult.ecg.report import (
+    HEADLINES,
+    ecg_summary_lines,
+    explained_beat_figure,
+    notable_beat,
+)
 from auscult.errors import AuscultError
 from desktop.resources import service
 
@@ -24,11 +29,7 @@ __all__ = ["page_ecg"]
 ECG_TYPES = ["hea", "dat", "mat", "zip", "edf", "bdf", "csv", "txt"]
 #: Streamlit's text colour for each class's tag (matching CLASS_COLOURS).
 _TAG = {"N": "green", "S": "orange", "V": "red", "F": "violet", "Q": "gray"}
-_HEADLINES = {
-    "normal": ("Looks normal", "green"),
-    "abnormal": ("Needs a look", "red"),
-    "unsure": ("Unsure — record again", "gray"),
-}
+_LABEL_TAG = {"normal": "green", "abnormal": "red", "unsure": "gray"}
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the ECG…")
@@ -91,8 +92,7 @@ def _beat_explanation(recording: EcgRecording, analysis: EcgAnalysis) -> None:
 
 def render_ecg(entry: EcgEntry, analysis: EcgAnalysis) -> None:
     """One ECG analysis: answer, figures, strip, trend, explanation, report."""
-    headline, colour = _HEADLINES[analysis.label]
-    st.markdown(f"## :{colour}[{headline}]")
+    st.markdown(f"## :{_LABEL_TAG[analysis.label]}[{HEADLINES[analysis.label]}]")
     st.write(analysis.reason)
     st.caption(DISCLAIMER)
     r = analysis.rhythm
