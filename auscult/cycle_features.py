@@ -74,9 +74,10 @@ def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:
     runs = complete_cycles(states)
     if not runs:
         return row
-    for i, level in enumerate(_band_levels(band, rate)):
-        for k, ratios in enumerate(gap_levels(level, runs)):
-            kept = ratios[np.isfinite(ratios) & (ratios > 0)]
+    levels = gap_levels(np.stack(_band_levels(band, rate)), runs)  # 3 × (bands, cycles)
+    for i in range(len(BANDS_HZ)):
+        for k, ratios in enumerate(levels):
+            kept = ratios[i][np.isfinite(ratios[i]) & (ratios[i] > 0)]
             if len(kept):
                 row[3 * i + k] = np.log(np.median(kept))
     periods = np.array([(nxt[0] - s1[0]) for s1, _, nxt in runs], dtype=np.float64)

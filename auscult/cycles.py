@@ -178,57 +178,92 @@ def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarra
     """
     lanes, n_frames, _ = log_emission.shape
     depth = log_duration.shape[1]
-    # state × lane × time: every per-frame reduction runs over the last, contiguous axis
-    cum = np.zeros((4, lanes, n_frames + 1))
-    np.cumsum(log_emission.transpose(2, 0, 1), axis=2, out=cum[:, :, 1:])
-    prev = np.array([DIASTOLE, S1, SYSTOLE, S2])
-    delta = np.full((4, lanes, n_frames + 1), -np.inf)
-    best_d = np.zeros((4, lanes, n_frames + 1), dtype=np.int32)
-    truncated = np.log(0.25)
-    log_duration_rev = log_duration[:, None, ::-1].copy()  # [..., i]: duration D - i
-    entered = np.full((4, lanes, n_frames + 1), -np.inf)  # delta of the state before − cum
-    first_ok = np.arange(1, depth + 1)[None, :] <= high[:, None]  # (4, D)
+    # Rows are frames; columns are state-major, lane-minor (state j, lane i at j * L + i), so
+    # each frame's step is a handful of calls on contiguous rows.
+    cum = np.zeros((n_frames + 1, 4, lanes))
+    np.cumsum(log_emission.transpose(1, 2, 0), axis=0, out=cum[1:])
+    cum = cum.reshape(n_frames + 1, 4 * lanes)
+    dur_rev = np.repeat(log_duration.T[::-1], lanes, axis=1)  # row i: duration D - i
+    first_ok = np.arange(1, depth + 1)[:, None] <= high[None, :]  # (D, 4)
+    # row t - 1: a first segment, t frames long, that began before the lane did
+    first = np.repeat(np.where(first_ok, np.log(0.25), -np.inf), lanes, axis=1)
+    delta = np.full((n_frames + 1, 4 * lanes), -np.inf)
+    entered = np.full((n_frames + 1, 4 * lanes), -np.inf)  # delta of the state before − cum
+    best = np.empty(4 * lanes)
+    k = lanes
     for t in range(1, n_frames + 1):
         reach = min(t, depth)
-        # last axis: the segment began at t - reach … t - 1, i.e. durations reach … 1
-        score = entered[:, :, t - reach : t] + log_duration_rev[:, :, depth - reach :]
-        score += cum[:, :, t, None]
-        if t <= depth:  # a first segment that began before the lane did
-            score[:, :, 0] = np.where(first_ok[:, t - 1, None], truncated + cum[:, :, t], -np.inf)
-        k = score.argmax(axis=2)
-        best = score.max(axis=2)
-        delta[:, :, t] = best
-        best_d[:, :, t] = reach - k
-        entered[:, :, t] = best[prev] - cum[:, :, t]
-    return np.stack([
-        _backtrack(delta[:, i].T, best_d[:, i].T, cum[:, i].T, high, prev) for i in range(lanes)
-    ])  # fmt: skip
+        # the segment began at t - reach … t - 1, i.e. durations reach … 1; cum[t] is the
+        # same for all of them, so it is added after the max (rounding keeps the order)
+        score = entered[t - reach : t] + dur_rev[depth - reach :]
+        if t <= depth:
+            score[0] = first[t - 1]
+        np.maximum.reduce(score, axis=0, out=best)
+        row, c = delta[t], cum[t]
+        np.add(best, c, out=row)
+        np.subtract(row[3 * k :], c[:k], out=entered[t, :k])  # S1 is entered from diastole
+        np.subtract(row[: 3 * k], c[k:], out=entered[t, k:])  # the others from the one before
+    return _backtrack(delta, entered, dur_rev, cum, first, high, lanes)
 
 
 def _backtrack(
-    delta: np.ndarray, best_d: np.ndarray, cum: np.ndarray, high: np.ndarray, prev: np.ndarray
+    delta: np.ndarray,
+    entered: np.ndarray,
+    dur_rev: np.ndarray,
+    cum: np.ndarray,
+    first: np.ndarray,
+    high: np.ndarray,
+    lanes: int,
 ) -> np.ndarray:
-    """One lane's state path, ending with a last segment its end may have cut short."""
+    """Every lane's state path from the forward pass of :func:`_viterbi`, stepped back
+    segment by segment for all lanes at once.
+
+    The forward pass keeps only the best scores; the duration behind each score is found
+    again here by adding the same terms in the same order, so ties resolve as they did there
+    (the first of equal scores: the longest duration).
+    """
     n_frames = len(delta) - 1
-    best = (-np.inf, 0, 1)
-    for j in range(4):
-        d = np.arange(1, min(int(high[j]), n_frames) + 1)
-        s = n_frames - d
-        base = np.where(s == 0, np.log(0.25), delta[s, prev[j]])
-        total = base + cum[n_frames, j] - cum[s, j]
-        i = int(np.argmax(total))
-        if total[i] > best[0]:
-            best = (float(total[i]), j, int(d[i]))
-    _, state, d = best
-    states = np.empty(n_frames, dtype=np.int8)
-    t = n_frames
-    while t > 0:
-        states[t - d : t] = state
-        t -= d
-        if t > 0:
-            state = int(prev[state])
-            d = int(best_d[t, state])
-    return states
+    depth = len(dur_rev)
+    prev = np.array([DIASTOLE, S1, SYSTOLE, S2])
+    state_d = delta.reshape(n_frames + 1, 4, lanes)
+    state_cum = cum.reshape(n_frames + 1, 4, lanes)
+    # The last segment may be cut short by the lane's end: it pays no duration cost.
+    d = np.arange(1, depth + 1)
+    start = np.maximum(n_frames - d, 0)
+    base = np.where((n_frames - d == 0)[:, None, None], np.log(0.25), state_d[start][:, prev])
+    base = base.transpose(1, 0, 2)  # (state, duration, lane)
+    total = base + state_cum[n_frames][:, None] - state_cum[start].transpose(1, 0, 2)
+    total[~((d[None, :] <= high[:, None]) & (d[None, :] <= n_frames))] = -np.inf
+    best = total.reshape(4 * depth, lanes).argmax(axis=0)  # the first state, then duration
+    state, length = best // depth, best % depth + 1
+    t = np.full(lanes, n_frames)
+    steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    offsets = np.arange(depth)
+    lane_ids = np.arange(lanes)
+    active = np.ones(lanes, dtype=bool)
+    while True:
+        steps.append((active, state, length))
+        t = t - np.where(active, length, 0)
+        active = t > 0
+        if not active.any():
+            break
+        state = np.where(active, prev[state], state)
+        ends, column = t[active], state[active] * lanes + lane_ids[active]
+        rows = ends[:, None] - depth + offsets  # after row r, the segment lasts ends - r
+        score = np.where(rows >= 0, entered[np.maximum(rows, 0), column[:, None]], -np.inf)
+        score = score + dur_rev[:, column].T
+        score += cum[ends, column][:, None]
+        short = np.flatnonzero(ends <= depth)  # a first segment that began before the lane
+        e, c = ends[short], column[short]
+        score[short, depth - e] = first[e - 1, c] + cum[e, c]
+        length = length.copy()
+        # (an unreachable state — every score -inf — takes the oldest start, as before)
+        length[active] = np.minimum(depth - score.argmax(axis=1), ends)
+    paths = np.empty((lanes, n_frames), dtype=np.int8)
+    for i in range(lanes):
+        kept = [(s[i], n[i]) for a, s, n in steps if a[i]][::-1]
+        paths[i] = np.repeat([s for s, _ in kept], [n for _, n in kept])
+    return paths
 
 
 def _lanes(n_frames: int) -> list[int]:
@@ -352,32 +387,35 @@ def gap_levels(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cycle: S2, mid-systole and mid-diastole level, each relative to the cycle's S1.
 
-    ``level`` is a non-negative frame level (e.g. one band's level per frame); a run's level
-    is its mean, a gap's the mean over its middle 60 %. Returns three ``(n_cycles,)`` arrays
-    (NaN where a gap is too short or S1 is silent).
+    ``level`` is a non-negative frame level, ``(n_frames,)`` or one row per band
+    ``(n_bands, n_frames)``; a run's level is its mean, a gap's the mean over its middle
+    60 %. Returns three arrays of shape ``(n_cycles,)`` or ``(n_bands, n_cycles)`` (NaN where
+    a gap is too short or S1 is silent).
     """
-    if not cycles:
-        empty = np.zeros(0)
+    level = np.asarray(level, dtype=np.float64)
+    if not len(cycles):
+        empty = np.zeros((*level.shape[:-1], 0))
         return empty, empty, empty
     runs = np.array(cycles, dtype=np.int64)  # (n, 3, 2): S1, S2, next S1 as (start, end)
-    runs = np.minimum(runs, len(level))
+    runs = np.minimum(runs, level.shape[-1])
     gaps = np.stack([runs[:, 0, 1], runs[:, 1, 0], runs[:, 1, 1], runs[:, 2, 0]], axis=1)
     span = gaps[:, 1::2] - gaps[:, 0::2]  # systole, diastole lengths
     inner_a = gaps[:, 0::2] + (0.2 * span).astype(np.int64)
     inner_b = gaps[:, 1::2] - (0.2 * span).astype(np.int64)
-    prefix = np.concatenate([[0.0], np.cumsum(np.asarray(level, dtype=np.float64))])
+    prefix = np.zeros((*level.shape[:-1], level.shape[-1] + 1))
+    np.cumsum(level, axis=-1, out=prefix[..., 1:])
 
     def mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(b > a, (prefix[b] - prefix[np.minimum(a, b)]) / (b - a), np.nan)
+        return np.where(b > a, (prefix[..., b] - prefix[..., np.minimum(a, b)]) / (b - a), np.nan)
 
-    s1 = mean(runs[:, 0, 0], runs[:, 0, 1])
-    s1 = np.where(s1 > 0, s1, np.nan)
-    return (
-        mean(runs[:, 1, 0], runs[:, 1, 1]) / s1,
-        mean(inner_a[:, 0], inner_b[:, 0]) / s1,
-        mean(inner_a[:, 1], inner_b[:, 1]) / s1,
-    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s1 = mean(runs[:, 0, 0], runs[:, 0, 1])
+        s1 = np.where(s1 > 0, s1, np.nan)
+        return (
+            mean(runs[:, 1, 0], runs[:, 1, 1]) / s1,
+            mean(inner_a[:, 0], inner_b[:, 0]) / s1,
+            mean(inner_a[:, 1], inner_b[:, 1]) / s1,
+        )
 
 
 def _read_cycles(states: np.ndarray, log_env: np.ndarray) -> Cycles:
