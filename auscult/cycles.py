@@ -190,7 +190,6 @@ def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarra
     delta = np.full((n_frames + 1, 4 * lanes), -np.inf)
     entered = np.full((n_frames + 1, 4 * lanes), -np.inf)  # delta of the state before − cum
     best = np.empty(4 * lanes)
-    k = lanes
     for t in range(1, n_frames + 1):
         reach = min(t, depth)
         # the segment began at t - reach … t - 1, i.e. durations reach … 1; cum[t] is the
@@ -201,8 +200,12 @@ def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarra
         np.maximum.reduce(score, axis=0, out=best)
         row, c = delta[t], cum[t]
         np.add(best, c, out=row)
-        np.subtract(row[3 * k :], c[:k], out=entered[t, :k])  # S1 is entered from diastole
-        np.subtract(row[: 3 * k], c[k:], out=entered[t, k:])  # the others from the one before
+        np.subtract(
+            row[3 * lanes :], c[:lanes], out=entered[t, :lanes]
+        )  # S1 is entered from diastole
+        np.subtract(
+            row[: 3 * lanes], c[lanes:], out=entered[t, lanes:]
+        )  # the others from the one before
     return _backtrack(delta, entered, dur_rev, cum, first, high, lanes)
 
 
