@@ -200,12 +200,9 @@ def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarra
         np.maximum.reduce(score, axis=0, out=best)
         row, c = delta[t], cum[t]
         np.add(best, c, out=row)
-        np.subtract(
-            row[3 * lanes :], c[:lanes], out=entered[t, :lanes]
-        )  # S1 is entered from diastole
-        np.subtract(
-            row[: 3 * lanes], c[lanes:], out=entered[t, lanes:]
-        )  # the others from the one before
+        # S1 is entered from diastole, every other state from the one before it
+        np.subtract(row[3 * lanes :], c[:lanes], out=entered[t, :lanes])
+        np.subtract(row[: 3 * lanes], c[lanes:], out=entered[t, lanes:])
     return _backtrack(delta, entered, dur_rev, cum, first, high, lanes)
 
 
