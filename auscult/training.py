@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,36 +284,45 @@ def train_model(
     started = time.perf_counter()
     epoch = 0
     bar = tqdm(range(cfg.epochs), desc="epochs", unit="ep", disable=verbose == 0)
-    for epoch in bar:
-        x, y, w, d = sample_epoch(train, cfg, s, rng)
-        if trainer is not model:  # the database head learns from every window alike
-            y = {"abnormal": y, "database": d}
-            w = {"abnormal": w, "database": np.ones_like(w)}
-        fit = trainer.fit(
-            x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
-            initial_epoch=epoch, verbose=0, callbacks=callbacks,
-        )  # fmt: skip
-        scores = record_scores(
-            lambda w: model.predict(w[..., None], verbose=0, batch_size=1024).ravel(), val, s
-        )
-        val_auc = roc_auc(val_labels, scores)
-        history["loss"].append(float(fit.history["loss"][-1]))
-        auc_key = next(k for k in fit.history if k.endswith("window_auc"))
-        history["window_auc"].append(float(fit.history[auc_key][-1]))
-        history["val_record_auc"].append(float(val_auc))
-        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", val_auc=f"{val_auc:.3f}")
-        if on_epoch is not None and not on_epoch(epoch, float(val_auc)):
-            raise TrainingCancelled(f"stopped after epoch {epoch + 1}")
-        if val_auc > best_auc:
-            best_auc, best_epoch, best_weights = val_auc, epoch, model.get_weights()
-        elif epoch - best_epoch >= cfg.patience:
-            log.info(
-                "early stop at epoch %d; best validation AUC %.4f at epoch %d",
-                epoch + 1,
-                best_auc,
-                best_epoch + 1,
+    # The next epoch's windows are drawn while this one trains (numpy beside TensorFlow's
+    # kernels). One thread draws every epoch in turn, so the random stream is unchanged.
+    sampler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample-epoch")
+    upcoming = sampler.submit(sample_epoch, train, cfg, s, rng)
+    try:
+        for epoch in bar:
+            x, y, w, d = upcoming.result()
+            if epoch + 1 < cfg.epochs:
+                upcoming = sampler.submit(sample_epoch, train, cfg, s, rng)
+            if trainer is not model:  # the database head learns from every window alike
+                y = {"abnormal": y, "database": d}
+                w = {"abnormal": w, "database": np.ones_like(w)}
+            fit = trainer.fit(
+                x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
+                initial_epoch=epoch, verbose=0, callbacks=callbacks,
+            )  # fmt: skip
+            scores = record_scores(
+                lambda w: model.predict(w[..., None], verbose=0, batch_size=1024).ravel(), val, s
             )
-            break
+            val_auc = roc_auc(val_labels, scores)
+            history["loss"].append(float(fit.history["loss"][-1]))
+            auc_key = next(k for k in fit.history if k.endswith("window_auc"))
+            history["window_auc"].append(float(fit.history[auc_key][-1]))
+            history["val_record_auc"].append(float(val_auc))
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", val_auc=f"{val_auc:.3f}")
+            if on_epoch is not None and not on_epoch(epoch, float(val_auc)):
+                raise TrainingCancelled(f"stopped after epoch {epoch + 1}")
+            if val_auc > best_auc:
+                best_auc, best_epoch, best_weights = val_auc, epoch, model.get_weights()
+            elif epoch - best_epoch >= cfg.patience:
+                log.info(
+                    "early stop at epoch %d; best validation AUC %.4f at epoch %d",
+                    epoch + 1,
+                    best_auc,
+                    best_epoch + 1,
+                )
+                break
+    finally:
+        sampler.shutdown(cancel_futures=True)
     model.set_weights(best_weights)  # restore the best validation weights
     return TrainOutcome(
         model=model,
