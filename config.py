@@ -75,6 +75,10 @@ class Settings:
 
     #: CPU threads for inference: LiteRT's conv layers and the front end's FFT split across cores.
     inference_threads: int = 2
+    #: Threads for numpy's BLAS in a process that analyses (0: the library's own choice). Its
+    #: matrices here are small, and OpenBLAS's idle threads keep spinning on the core that
+    #: LiteRT and the FFT need next: a warm 30 s analysis took 36–40 ms with two, 29–31 with one.
+    blas_threads: int = 1
 
     # --- ECG module (auscult/ecg) ------------------------------------------------------
     #: MIT-BIH Arrhythmia Database folder (WFDB), for training and evaluation only.

@@ -158,11 +158,22 @@ def _reason(
     return f"{pattern} — no abnormal pattern found; routine follow-up"
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Set numpy's BLAS thread count for this process (0 leaves it alone); results are the
+    same — the analysis only multiplies small matrices — but idle BLAS threads no longer
+    spin on the core the model and the FFT need."""
+    if threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
+
+
 class Analyzer:
     """Analyses recordings with one loaded model; cheap to call many times."""
 
     def __init__(self, runner: ModelRunner | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
+        limit_blas_threads(self.settings.blas_threads)
         self.runner = runner or ModelRunner.from_settings(self.settings)
         self._follow_registry = runner is None  # a runner handed in stays as it is
         self._registry = Registry(self.settings)

@@ -133,6 +133,19 @@ def test_the_runtime_never_imports_tensorflow():
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
+def test_an_analysing_process_keeps_numpy_blas_to_the_configured_threads():
+    code = (
+        "from threadpoolctl import threadpool_info; from auscult.analyzer import Analyzer;"
+        "Analyzer(); print(sorted({i['num_threads'] for i in threadpool_info()"
+        " if i['user_api'] == 'blas'}))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[1]"  # config.blas_threads
+
+
 def test_the_heart_cycle_model_moves_the_score_by_its_weight(wav_bytes, heart_8k):
     from auscult.analyzer import blend_scores
     from auscult.cycle_features import FEATURE_NAMES, CycleModel
