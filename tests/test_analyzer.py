@@ -119,6 +119,14 @@ def test_real_recordings_are_labelled_with_their_reference_when_clear(analyzer, 
     assert (normal.label, abnormal.label) == ("normal", "abnormal")
 
 
+def _last_line_printed_by_a_new_process(code: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def test_the_runtime_never_imports_tensorflow():
     code = (
         "import sys, io, soundfile as sf; from auscult import synthetic;"
@@ -126,11 +134,7 @@ def test_the_runtime_never_imports_tensorflow():
         "sf.write(b, synthetic.heart_sound(10.0, 4000), 4000, format='WAV');"
         "Analyzer().analyze(b.getvalue()); print('tensorflow' in sys.modules)"
     )
-    root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
-    )
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert _last_line_printed_by_a_new_process(code) == "False"
 
 
 def test_an_analysing_process_keeps_numpy_blas_to_the_configured_threads():
@@ -139,11 +143,7 @@ def test_an_analysing_process_keeps_numpy_blas_to_the_configured_threads():
         "Analyzer(); print(sorted({i['num_threads'] for i in threadpool_info()"
         " if i['user_api'] == 'blas'}))"
     )
-    root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
-    )
-    assert out.stdout.strip().splitlines()[-1] == "[1]"  # config.blas_threads
+    assert _last_line_printed_by_a_new_process(code) == "[1]"  # config.blas_threads
 
 
 def test_the_heart_cycle_model_moves_the_score_by_its_weight(wav_bytes, heart_8k):
