@@ -77,7 +77,7 @@ class Settings:
     inference_threads: int = 2
     #: Threads for numpy's BLAS in a process that analyses (0: the library's own choice). Its
     #: matrices here are small, and OpenBLAS's idle threads keep spinning on the core that
-    #: LiteRT and the FFT need next: a warm 30 s analysis took 36–40 ms with two, 29–31 with one.
+    #: LiteRT and the FFT need next: a warm 30 s analysis took 36–40 ms with two, 26–31 with one.
     blas_threads: int = 1
 
     # --- ECG module (auscult/ecg) ------------------------------------------------------

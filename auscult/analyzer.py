@@ -12,6 +12,7 @@ Only input that is not a usable recording at all raises ``InvalidAudioError``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -158,10 +159,12 @@ def _reason(
     return f"{pattern} — no abnormal pattern found; routine follow-up"
 
 
+@functools.cache
 def limit_blas_threads(threads: int) -> None:
-    """Set numpy's BLAS thread count for this process (0 leaves it alone); results are the
-    same — the analysis only multiplies small matrices — but idle BLAS threads no longer
-    spin on the core the model and the FFT need."""
+    """Set numpy's BLAS thread count for this process (0 leaves it alone), once per value:
+    the setting is process-wide, so a second Analyzer need not scan the loaded libraries
+    again. Results are the same — the analysis only multiplies small matrices — but idle
+    BLAS threads no longer spin on the core the model and the FFT need."""
     if threads > 0:
         from threadpoolctl import threadpool_limits
 
