@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,9 @@ import numpy as np
 
 import utils
 from auscult.calibration import logit
-from auscult.cycle_features import cycle_features, murmur_phase
-from auscult.cycles import Cycles, segment_cycles
-from auscult.quality import Quality, assess_quality
+from auscult.cycle_features import murmur_phase, read_heart_cycle
+from auscult.cycles import Cycles
+from auscult.quality import Quality
 from auscult.registry import Registry
 from auscult.runner import ModelRunner
 from config import Settings, get_settings
@@ -159,6 +160,32 @@ def _reason(
     return f"{pattern} — no abnormal pattern found; routine follow-up"
 
 
+class _Background:
+    """One call on its own thread; :meth:`result` waits for it and re-raises its error.
+
+    A plain thread per call (not a pool): nothing is left behind for a forked batch worker
+    to inherit half-alive.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to the caller in result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 @functools.cache
 def limit_blas_threads(threads: int) -> None:
     """Set numpy's BLAS thread count for this process (0 leaves it alone), once per value:
@@ -202,12 +229,15 @@ class Analyzer:
     def analyze_recording(self, recording: utils.Recording) -> Analysis:
         s = self.settings
         mi = utils.model_input(recording, s)
-        quality = assess_quality(mi.band, s.band_rate, recording.clip_fraction, mi.high_band_share)
-        cycles = segment_cycles(mi.band, s.band_rate, quality.heart_rate_bpm)
         runner = self.current_runner()
-        raw = runner.predict(mi.windows)
+        # LiteRT lets go of the GIL while it runs: the network scores the windows on one
+        # core while the quality check and the heart-cycle reading run on the other.
+        scores = _Background(runner.predict, mi.windows)
+        quality, cycles, evidence = read_heart_cycle(
+            mi.band, s.band_rate, recording.clip_fraction, mi.high_band_share
+        )
+        raw = scores.result()
         record_raw = record_probability(raw)
-        evidence = cycle_features(mi.band, s.band_rate, cycles)
         if runner.cycle_model is not None:
             cycle_logit = float(runner.cycle_model.logit(evidence)[0])
             raw = blend_scores(raw, cycle_logit, runner.cycle_weight)

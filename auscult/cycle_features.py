@@ -23,7 +23,7 @@ import numpy as np
 
 import utils
 from auscult.cycles import FRAME_RATE, Cycles, complete_cycles, gap_levels, segment_cycles
-from auscult.quality import assess_quality
+from auscult.quality import Quality, assess_quality, sound_levels
 from config import Settings
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "cycle_features",
     "fit_cycle_model",
     "murmur_phase",
+    "read_heart_cycle",
     "recording_cycle_features",
 ]
 
@@ -185,9 +186,21 @@ def fit_cycle_model(
     )
 
 
+def read_heart_cycle(
+    band: np.ndarray, rate: int, clip_fraction: float = 0.0, high_band_share: float = 0.0
+) -> tuple[Quality, Cycles, np.ndarray]:
+    """Quality, segmentation and cycle features of ``ModelInput.band``: the one path the
+    analyzer and training share. The 25–400 Hz level both the quality check and the
+    segmentation start from is computed once."""
+    levels = sound_levels(band, rate)
+    quality = assess_quality(band, rate, clip_fraction, high_band_share, levels)
+    cycles = segment_cycles(band, rate, quality.heart_rate_bpm, levels)
+    return quality, cycles, cycle_features(band, rate, cycles)
+
+
 def recording_cycle_features(recording: utils.Recording, settings: Settings) -> np.ndarray:
     """Cycle features of a decoded recording, through the analyzer's own path."""
     mi = utils.model_input(recording, settings)
-    rate = settings.band_rate
-    quality = assess_quality(mi.band, rate, recording.clip_fraction, mi.high_band_share)
-    return cycle_features(mi.band, rate, segment_cycles(mi.band, rate, quality.heart_rate_bpm))
+    return read_heart_cycle(
+        mi.band, settings.band_rate, recording.clip_fraction, mi.high_band_share
+    )[2]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
-from auscult.quality import MAX_BPM, MIN_BPM, _butter, noise_floor
+from auscult.quality import MAX_BPM, MIN_BPM, _butter, noise_floor, sound_levels
 
 __all__ = [
     "FRAME_RATE",
@@ -77,14 +77,12 @@ class Cycles:
         return len(self.s1_times_s)
 
 
-def _log_envelope(band: np.ndarray, rate: int) -> np.ndarray:
+def _log_envelope(band: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.ndarray:
     """Log of the mean |x| in the 25–400 Hz band per 20 ms frame, lightly smoothed."""
-    step = rate // FRAME_RATE
-    n = len(band) // step
+    env = sound_levels(band, rate) if levels is None else levels
+    n = len(env)
     if n == 0:
         return np.zeros(0)
-    x = sps.sosfilt(_butter(2, (25.0, 400.0), "bandpass", rate), np.asarray(band, np.float64))
-    env = np.abs(x[: n * step]).reshape(n, step).mean(axis=1)
     log_env = np.log(env + 1e-4 * (float(env.max()) + 1e-12))
     if n > 15:
         log_env = sps.sosfiltfilt(_butter(2, 8.0, "lowpass", FRAME_RATE), log_env)
@@ -318,7 +316,9 @@ def _decode(log_env: np.ndarray, bpm: float | None) -> tuple[np.ndarray, bool] |
     return _stitch(_viterbi(lanes, log_duration, high), starts, len(emission)), regular
 
 
-def segment_cycles(band: np.ndarray, rate: int, bpm: float | None = None) -> Cycles:
+def segment_cycles(
+    band: np.ndarray, rate: int, bpm: float | None = None, levels: np.ndarray | None = None
+) -> Cycles:
     """Find S1 and S2 in a band-limited heart-sound signal (``ModelInput.band``).
 
     Parameters
@@ -330,6 +330,8 @@ def segment_cycles(band: np.ndarray, rate: int, bpm: float | None = None) -> Cyc
     bpm : float, optional
         A heart rate already known (e.g. from the quality check); read from the envelope
         when not given. Only used for recordings of one stretch (≤ 60 s).
+    levels : numpy.ndarray, optional
+        ``auscult.quality.sound_levels(band, rate)`` when already computed.
 
     Returns
     -------
@@ -338,7 +340,7 @@ def segment_cycles(band: np.ndarray, rate: int, bpm: float | None = None) -> Cyc
         they hold two complete cycles; ``evidence_states`` also from stretches decoded on a
         best guess (features must exist for every recording; see :func:`cycle_timing`).
     """
-    log_env = _log_envelope(band, rate)
+    log_env = _log_envelope(band, rate, levels)
     n = len(log_env)
     shown = np.full(n, -1, dtype=np.int8)
     evidence = np.full(n, -1, dtype=np.int8)

@@ -36,6 +36,7 @@ __all__ = [
     "noise_floor",
     "segment_autocorrelation",
     "segment_periodicity",
+    "sound_levels",
 ]
 
 ENVELOPE_RATE = 50  # Hz
@@ -84,7 +85,22 @@ def _butter(order: int, cutoff: float | tuple[float, float], btype: str, fs: int
     return sps.butter(order, cutoff, btype=btype, fs=fs, output="sos")
 
 
-def envelope(x: np.ndarray, rate: int) -> np.ndarray:
+def sound_levels(x: np.ndarray, rate: int) -> np.ndarray:
+    """Mean |x| in the 25–400 Hz band per 20 ms frame (50 Hz), ``(len(x) // (rate // 50),)``.
+
+    Both the quality check's :func:`envelope` and the heart-cycle segmentation start from
+    this level; an analysis computes it once and hands it to both.
+    """
+    step = rate // ENVELOPE_RATE
+    n = len(x) // step
+    if n == 0:
+        return np.zeros(0)
+    sos = _butter(2, (25.0, 400.0), "bandpass", rate)
+    band = sps.sosfilt(sos, np.asarray(x, dtype=np.float64))
+    return np.abs(band[: n * step]).reshape(n, step).mean(axis=1)
+
+
+def envelope(x: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.ndarray:
     """Mean-removed amplitude envelope of a heart-sound signal, sampled at 50 Hz.
 
     Parameters
@@ -93,6 +109,8 @@ def envelope(x: np.ndarray, rate: int) -> np.ndarray:
         ``(n_samples,)`` band-limited signal (see ``utils.prepare_signal``).
     rate : int
         Sample rate of ``x`` in Hz (at least 1 kHz).
+    levels : numpy.ndarray, optional
+        ``sound_levels(x, rate)`` when already computed.
 
     Returns
     -------
@@ -100,14 +118,10 @@ def envelope(x: np.ndarray, rate: int) -> np.ndarray:
         ``(n_samples // (rate // 50),)`` envelope: mean |x| in the 25–400 Hz band per 20 ms
         frame, low-passed at 4 Hz, mean removed.
     """
-    step = rate // ENVELOPE_RATE
-    n = len(x) // step
-    if n == 0:
+    env = sound_levels(x, rate) if levels is None else levels
+    if len(env) == 0:
         return np.zeros(0)
-    sos = _butter(2, (25.0, 400.0), "bandpass", rate)
-    band = sps.sosfilt(sos, np.asarray(x, dtype=np.float64))
-    env = np.abs(band[: n * step]).reshape(n, step).mean(axis=1)
-    if n > 15:
+    if len(env) > 15:
         lowpass = _butter(2, ENVELOPE_LOWPASS_HZ, "lowpass", ENVELOPE_RATE)
         env = sps.sosfiltfilt(lowpass, env)
     return env - env.mean()
@@ -218,7 +232,11 @@ def calibrated_score(periodicity: float, duration_s: float) -> float:
 
 
 def assess_quality(
-    x: np.ndarray, rate: int, clip_fraction: float = 0.0, high_band_share: float = 0.0
+    x: np.ndarray,
+    rate: int,
+    clip_fraction: float = 0.0,
+    high_band_share: float = 0.0,
+    levels: np.ndarray | None = None,
 ) -> Quality:
     """Score a prepared signal (see ``utils.prepare_signal``) for periodicity and clipping.
 
@@ -234,6 +252,8 @@ def assess_quality(
     high_band_share : float
         Share of the decoded recording's power above ~1 kHz (``ModelInput.high_band_share``);
         from 0.3 the score falls linearly, to 0 at 0.6.
+    levels : numpy.ndarray, optional
+        ``sound_levels(x, rate)`` when already computed.
 
     Returns
     -------
@@ -243,7 +263,7 @@ def assess_quality(
         autocorrelation of the more periodic half of the segments, None when the
         calibrated periodicity is below ``RATE_MIN_SCORE``.
     """
-    curves = segment_autocorrelation(envelope(x, rate))
+    curves = segment_autocorrelation(envelope(x, rate, levels))
     periodicity, regularity, bpm = 0.0, 0.0, None
     if len(curves):
         peaks = segment_periodicity(curves)

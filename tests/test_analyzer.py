@@ -111,6 +111,21 @@ def test_unusable_input_raises_a_human_message(analyzer):
         analyzer.analyze(_wav(synthetic.heart_sound(0.5, 8000), 8000))
 
 
+def test_a_failing_model_run_reaches_the_caller_instead_of_a_result(wav_bytes, heart_8k):
+    """The network runs on its own thread beside the heart-cycle reading; its error must
+    still surface from analyze(), not vanish with the thread."""
+    from auscult.runner import ModelRunner
+
+    runner = ModelRunner.from_settings()
+
+    def broken(windows):
+        raise RuntimeError("interpreter failed")
+
+    runner.predict = broken
+    with pytest.raises(RuntimeError, match="interpreter failed"):
+        Analyzer(runner=runner).analyze(wav_bytes(heart_8k, 8000))
+
+
 @pytest.mark.data
 def test_real_recordings_are_labelled_with_their_reference_when_clear(analyzer, physionet_dir):
     """Two records the model separates with a clear margin keep their reference labels."""
