@@ -187,6 +187,8 @@ def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarra
     first = np.repeat(np.where(first_ok, np.log(0.25), -np.inf), lanes, axis=1)
     delta = np.full((n_frames + 1, 4 * lanes), -np.inf)
     entered = np.full((n_frames + 1, 4 * lanes), -np.inf)  # delta of the state before − cum
+    # which of the candidate starts won at each frame: its duration is reach − row
+    won = np.zeros((n_frames + 1, 4 * lanes), dtype=np.intp)
     best = np.empty(4 * lanes)
     for t in range(1, n_frames + 1):
         reach = min(t, depth)
@@ -196,71 +198,48 @@ def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarra
         if t <= depth:
             score[0] = first[t - 1]
         np.maximum.reduce(score, axis=0, out=best)
+        score.argmax(axis=0, out=won[t])  # the first of equal scores: the longest duration
         row, c = delta[t], cum[t]
         np.add(best, c, out=row)
         # S1 is entered from diastole, every other state from the one before it
         np.subtract(row[3 * lanes :], c[:lanes], out=entered[t, :lanes])
         np.subtract(row[: 3 * lanes], c[lanes:], out=entered[t, lanes:])
-    return _backtrack(delta, entered, dur_rev, cum, first, high, lanes)
+    reach = np.minimum(np.arange(n_frames + 1), depth)
+    return _backtrack(delta, cum, reach[:, None] - won, high, lanes)
 
 
 def _backtrack(
-    delta: np.ndarray,
-    entered: np.ndarray,
-    dur_rev: np.ndarray,
-    cum: np.ndarray,
-    first: np.ndarray,
-    high: np.ndarray,
-    lanes: int,
+    delta: np.ndarray, cum: np.ndarray, duration: np.ndarray, high: np.ndarray, lanes: int
 ) -> np.ndarray:
-    """Every lane's state path from the forward pass of :func:`_viterbi`, stepped back
-    segment by segment for all lanes at once.
-
-    The forward pass keeps only the best scores; the duration behind each score is found
-    again here by adding the same terms in the same order, so ties resolve as they did there
-    (the first of equal scores: the longest duration).
+    """Every lane's state path from the forward pass of :func:`_viterbi`: the best last
+    segment, then segment by segment back along the winning durations it kept
+    (``duration[t, state * L + lane]``: the length of the best segment of that state
+    ending at frame t). An unreachable state — every score -inf — took the oldest start.
     """
     n_frames = len(delta) - 1
-    depth = len(dur_rev)
-    prev = np.array([DIASTOLE, S1, SYSTOLE, S2])
+    depth = int(high.max())  # the longest duration of any state
+    prev = (DIASTOLE, S1, SYSTOLE, S2)
     state_d = delta.reshape(n_frames + 1, 4, lanes)
     state_cum = cum.reshape(n_frames + 1, 4, lanes)
     # The last segment may be cut short by the lane's end: it pays no duration cost.
     d = np.arange(1, depth + 1)
     start = np.maximum(n_frames - d, 0)
-    base = np.where((n_frames - d == 0)[:, None, None], np.log(0.25), state_d[start][:, prev])
+    base = np.where((n_frames - d == 0)[:, None, None], np.log(0.25), state_d[start][:, list(prev)])
     base = base.transpose(1, 0, 2)  # (state, duration, lane)
     total = base + state_cum[n_frames][:, None] - state_cum[start].transpose(1, 0, 2)
     total[~((d[None, :] <= high[:, None]) & (d[None, :] <= n_frames))] = -np.inf
-    best = total.reshape(4 * depth, lanes).argmax(axis=0)  # the first state, then duration
-    state, length = best // depth, best % depth + 1
-    t = np.full(lanes, n_frames)
-    steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    offsets = np.arange(depth)
-    lane_ids = np.arange(lanes)
-    active = np.ones(lanes, dtype=bool)
-    while True:
-        steps.append((active, state, length))
-        t = t - np.where(active, length, 0)
-        active = t > 0
-        if not active.any():
-            break
-        state = np.where(active, prev[state], state)
-        ends, column = t[active], state[active] * lanes + lane_ids[active]
-        rows = ends[:, None] - depth + offsets  # after row r, the segment lasts ends - r
-        score = np.where(rows >= 0, entered[np.maximum(rows, 0), column[:, None]], -np.inf)
-        score = score + dur_rev[:, column].T
-        score += cum[ends, column][:, None]
-        short = np.flatnonzero(ends <= depth)  # a first segment that began before the lane
-        e, c = ends[short], column[short]
-        score[short, depth - e] = first[e - 1, c] + cum[e, c]
-        length = length.copy()
-        # (an unreachable state — every score -inf — takes the oldest start, as before)
-        length[active] = np.minimum(depth - score.argmax(axis=1), ends)
+    last = total.reshape(4 * depth, lanes).argmax(axis=0)  # the first state, then duration
     paths = np.empty((lanes, n_frames), dtype=np.int8)
-    for i in range(lanes):
-        kept = [(s[i], n[i]) for a, s, n in steps if a[i]][::-1]
-        paths[i] = np.repeat([s for s, _ in kept], [n for _, n in kept])
+    for lane in range(lanes):
+        state, length = int(last[lane] // depth), int(last[lane] % depth + 1)
+        t = n_frames
+        while True:
+            paths[lane, t - length : t] = state
+            t -= length
+            if t <= 0:
+                break
+            state = prev[state]
+            length = int(duration[t, state * lanes + lane])
     return paths
 
 
