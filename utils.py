@@ -22,6 +22,7 @@ import scipy.fft
 from scipy import signal as sps
 
 from auscult.errors import InvalidAudioError, NotAudioError
+from auscult.filters import zero_phase
 from config import Settings, get_settings
 
 __all__ = [
@@ -145,6 +146,8 @@ _INT16_SUBTYPES = frozenset({"PCM_16", "PCM_S8", "PCM_U8"})
 BLOCK_FRAMES = 1 << 16
 #: Sample values beyond this many times full scale mean a corrupt or unscaled float file.
 _MAX_MAGNITUDE = 1000.0
+_PCM16_SCALE = np.float32(1.0 / 32768.0)  # libsndfile's own int16 → float scale
+_PCM16_CLIP = 32736  # the first 16-bit value at or above 0.999 of full scale
 _NOT_READABLE = (
     "this file is not a readable audio recording (it may be corrupt, truncated or not audio "
     "at all); export it again as WAV, FLAC, MP3, M4A or WebM"
@@ -193,12 +196,18 @@ class _Mixer:
             f"{_fmt_duration(self.s.max_duration_s)} — trim it to the part you want judged"
         )
 
-    def add(self, block: np.ndarray) -> None:
-        n = block.shape[0]
+    def _take(self, n: int) -> bool:
+        """Account for n more frames (refusing a recording grown too long); False for none."""
         if n == 0:
-            return
+            return False
         if self.frames + n > self.limit:
             self._too_long(None)
+        return True
+
+    def add(self, block: np.ndarray) -> None:
+        """Add float samples ``(n, channels)``, refusing invalid values."""
+        if not self._take(block.shape[0]):
+            return
         if not np.isfinite(block).all():
             raise InvalidAudioError(
                 "the recording contains invalid values (NaN or infinity); export it again"
@@ -211,6 +220,33 @@ class _Mixer:
             )
         if peak >= 0.999:
             self.clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
+        self._keep(block)
+
+    def add_pcm16(self, raw: np.ndarray) -> None:
+        """Add 16-bit samples ``(n, channels)``: finite and within full scale by nature, so
+        only clipping is counted (from 32736, the float path's 0.999 of full scale), and a
+        mono block is scaled straight into the buffer."""
+        n = raw.shape[0]
+        if not self._take(n):
+            return
+        if max(int(raw.max()), -int(raw.min())) >= _PCM16_CLIP:
+            self.clipped += int(np.count_nonzero(raw >= _PCM16_CLIP))
+            self.clipped += int(np.count_nonzero(raw <= -_PCM16_CLIP))
+        direct = self.channels == 1 and self._fits(n)
+        if direct:
+            block = self._buffer[self.frames : self.frames + n, None]
+            np.multiply(raw, _PCM16_SCALE, out=block)
+        else:
+            block = np.multiply(raw, _PCM16_SCALE)
+        self._keep(block, in_buffer=direct)
+
+    def _fits(self, n: int) -> bool:
+        return self._buffer is not None and self.frames + n <= len(self._buffer)
+
+    def _keep(self, block: np.ndarray, in_buffer: bool = False) -> None:
+        """Sum a checked block for the silence check and keep its mono mix (``in_buffer``:
+        the block is already the buffer's next rows)."""
+        n = block.shape[0]
         # Sums for the silence check: float64 totals of float32 block sums (BLAS for squares).
         self._sum += block.sum(axis=0, dtype=np.float64)
         self._sumsq += np.einsum("ij,ij->j", block, block, dtype=np.float32)
@@ -218,8 +254,9 @@ class _Mixer:
             mono = block[:, 0]
         else:
             mono = block.mean(axis=1, dtype=np.float64)
-        if self._buffer is not None and self.frames + n <= len(self._buffer):
-            self._buffer[self.frames : self.frames + n] = mono
+        if self._fits(n):
+            if not in_buffer:
+                self._buffer[self.frames : self.frames + n] = mono
         else:
             if self._buffer is not None:  # the header under-stated the length
                 self._parts.append(self._buffer[: self.frames].copy())
@@ -256,13 +293,14 @@ def _decode_soundfile(src: _Source, s: Settings) -> tuple[_Mixer, bool] | None:
         while True:
             if as_int16:
                 raw = f.read(BLOCK_FRAMES, dtype="int16", always_2d=True)
-                block = raw.astype(np.float32)
-                block *= np.float32(1.0 / 32768.0)  # libsndfile's own int16 → float scale
+                if len(raw) == 0:
+                    break
+                mixer.add_pcm16(raw)
             else:
                 block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-            if len(block) == 0:
-                break
-            mixer.add(block)
+                if len(block) == 0:
+                    break
+                mixer.add(block)
         truncated = mixer.frames < f.frames or _riff_data_missing(src.head, src.size)
     if truncated and mixer.frames == 0:
         raise InvalidAudioError(
@@ -376,11 +414,6 @@ def load_audio(source: AudioSource, settings: Settings | None = None) -> Recordi
 # --------------------------------------------------------------------------------------
 # signal and features
 # --------------------------------------------------------------------------------------
-@lru_cache(maxsize=8)
-def _bandpass(low_hz: float, high_hz: float, rate: int) -> np.ndarray:
-    return sps.butter(4, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
-
-
 def resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     """Resample with libsoxr (its high-quality filter also rejects images and aliases)."""
     if from_hz == to_hz:
@@ -408,10 +441,10 @@ def band_signal(
 
 def _band_filter(x: np.ndarray, s: Settings) -> np.ndarray:
     """The 25–950 Hz band-pass at ``band_rate``, zero phase."""
-    sos = _bandpass(s.band_low_hz, s.band_high_hz, s.band_rate)
+    bandpass = zero_phase(4, (s.band_low_hz, s.band_high_hz), "bandpass", s.band_rate)
     # float64 inside the filter: in float32 its state decays into denormals over digital
     # silence, which is three times slower
-    return sps.sosfiltfilt(sos, x.astype(np.float64)).astype(np.float32)
+    return bandpass(x).astype(np.float32)
 
 
 def robust_scale(x: np.ndarray) -> float:
@@ -436,7 +469,7 @@ def prepare_signal(
 
 def _variance(x: np.ndarray) -> float:
     """Variance of a 1-D signal via a BLAS dot product (float32 is plenty for a level)."""
-    mean = float(np.mean(x, dtype=np.float64))
+    mean = float(np.sum(x, dtype=np.float32)) / max(len(x), 1)  # pairwise: accurate enough
     return max(float(np.dot(x, x)) / max(len(x), 1) - mean * mean, 0.0)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 import utils
 from auscult import synthetic
@@ -584,3 +585,23 @@ def test_multichannel_audio_is_mixed_block_by_block_like_at_once(wav_bytes):
     rec = utils.load_audio(wav_bytes(stereo, RATE, subtype="FLOAT"))
     np.testing.assert_allclose(rec.samples, stereo.mean(axis=1), atol=1e-7)
     assert rec.channels == 2
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_16_bit_audio_decodes_exactly_as_libsndfile_reads_it_with_clipping_counted(
+    channels, wav_bytes
+):
+    """16-bit files take a faster path (no NaN or range checks a 16-bit sample cannot need);
+    it must give the very samples and clip count of reading them as floats."""
+    x = np.round(np.clip(3.0 * heart_at(RATE, 30.0), -1.0, 1.0) * 32767).astype(np.int16)
+    x[100:200], x[300:400], x[500:600] = 32736, -32736, 32735  # 0.999 of full scale is 32736
+    data = wav_bytes(np.stack([x, -x // 2], axis=1)[:, :channels], RATE)
+    floats, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+
+    rec = utils.load_audio(data)
+
+    np.testing.assert_array_equal(
+        rec.samples, floats.mean(axis=1, dtype=np.float64).astype(np.float32)
+    )
+    assert rec.clip_fraction == np.mean(np.abs(floats) >= 0.999)
+    assert 0.005 < rec.clip_fraction < 0.5
