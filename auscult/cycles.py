@@ -27,9 +27,9 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal as sps
 
-from auscult.quality import MAX_BPM, MIN_BPM, _butter, noise_floor, sound_levels
+from auscult.filters import zero_phase
+from auscult.quality import MAX_BPM, MIN_BPM, noise_floor, sound_levels
 
 __all__ = [
     "FRAME_RATE",
@@ -85,7 +85,7 @@ def _log_envelope(band: np.ndarray, rate: int, levels: np.ndarray | None = None)
         return np.zeros(0)
     log_env = np.log(env + 1e-4 * (float(env.max()) + 1e-12))
     if n > 15:
-        log_env = sps.sosfiltfilt(_butter(2, 8.0, "lowpass", FRAME_RATE), log_env)
+        log_env = zero_phase(2, 8.0, "lowpass", FRAME_RATE)(log_env)
     return log_env
 
 

@@ -23,10 +23,11 @@ a regular one, and speech-like or rubbing noise with a syllable rhythm passes 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps
+
+from auscult.filters import butter, zero_phase
 
 __all__ = [
     "Quality",
@@ -79,12 +80,6 @@ class Quality:
         return "no regular heartbeat stands out"
 
 
-@lru_cache(maxsize=8)
-def _butter(order: int, cutoff: float | tuple[float, float], btype: str, fs: int) -> np.ndarray:
-    """Butterworth design as second-order sections, designed once per setting."""
-    return sps.butter(order, cutoff, btype=btype, fs=fs, output="sos")
-
-
 def sound_levels(x: np.ndarray, rate: int) -> np.ndarray:
     """Mean |x| in the 25–400 Hz band per 20 ms frame (50 Hz), ``(len(x) // (rate // 50),)``.
 
@@ -95,7 +90,7 @@ def sound_levels(x: np.ndarray, rate: int) -> np.ndarray:
     n = len(x) // step
     if n == 0:
         return np.zeros(0)
-    sos = _butter(2, (25.0, 400.0), "bandpass", rate)
+    sos = butter(2, (25.0, 400.0), "bandpass", rate)
     band = sps.sosfilt(sos, np.asarray(x, dtype=np.float64))
     return np.abs(band[: n * step]).reshape(n, step).mean(axis=1)
 
@@ -122,8 +117,7 @@ def envelope(x: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.n
     if len(env) == 0:
         return np.zeros(0)
     if len(env) > 15:
-        lowpass = _butter(2, ENVELOPE_LOWPASS_HZ, "lowpass", ENVELOPE_RATE)
-        env = sps.sosfiltfilt(lowpass, env)
+        env = zero_phase(2, ENVELOPE_LOWPASS_HZ, "lowpass", ENVELOPE_RATE)(env)
     return env - env.mean()
 
 
