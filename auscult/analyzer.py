@@ -15,13 +15,13 @@ import dataclasses
 import functools
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 import utils
+from auscult.background import Background
 from auscult.calibration import logit
 from auscult.cycle_features import murmur_phase, read_heart_cycle
 from auscult.cycles import Cycles
@@ -160,32 +160,6 @@ def _reason(
     return f"{pattern} — no abnormal pattern found; routine follow-up"
 
 
-class _Background:
-    """One call on its own thread; :meth:`result` waits for it and re-raises its error.
-
-    A plain thread per call (not a pool): nothing is left behind for a forked batch worker
-    to inherit half-alive.
-    """
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as exc:  # handed to the caller in result()
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 @functools.cache
 def limit_blas_threads(threads: int) -> None:
     """Set numpy's BLAS thread count for this process (0 leaves it alone), once per value:
@@ -232,7 +206,7 @@ class Analyzer:
         runner = self.current_runner()
         # LiteRT lets go of the GIL while it runs: the network scores the windows on one
         # core while the quality check and the heart-cycle reading run on the other.
-        scores = _Background(runner.predict, mi.windows)
+        scores = Background(runner.predict, mi.windows)
         quality, cycles, evidence = read_heart_cycle(
             mi.band, s.band_rate, recording.clip_fraction, mi.high_band_share
         )

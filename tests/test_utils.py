@@ -605,3 +605,19 @@ def test_16_bit_audio_decodes_exactly_as_libsndfile_reads_it_with_clipping_count
     )
     assert rec.clip_fraction == np.mean(np.abs(floats) >= 0.999)
     assert 0.005 < rec.clip_fraction < 0.5
+
+
+@pytest.mark.parametrize(
+    ("from_hz", "to_hz", "seconds"),
+    [(48000, 2000, 30.0), (44100, 2000, 12.3), (16000, 8000, 40.0), (22050, 2000, 61.7)],
+)
+def test_a_long_recording_resampled_in_two_halves_equals_the_whole(from_hz, to_hz, seconds):
+    """Halves run at once on two threads; the seam must not show (same length, same values
+    to float32 rounding)."""
+    import soxr
+
+    x = np.random.default_rng(from_hz).normal(size=int(from_hz * seconds)).astype(np.float32)
+    whole = soxr.resample(x, from_hz, to_hz, quality="HQ")
+    halves = utils.resample(x, from_hz, to_hz)
+    assert halves.shape == whole.shape
+    np.testing.assert_allclose(halves, whole, atol=1e-5)
