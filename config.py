@@ -73,10 +73,12 @@ class Settings:
     decode_workers: int = 2
     decode_wait_s: float = 30.0
 
-    #: CPU threads for LiteRT's conv layers and the front end's FFT. One: the analyzer runs
-    #: the network on its own thread beside the heart-cycle reading, so the two cores are
-    #: busy already; a second LiteRT thread only contends (warm 30 s FLAC ~19 → ~16 ms here).
-    inference_threads: int = 1
+    #: Single-threaded LiteRT interpreters the model runner keeps: a batch of 32 windows or
+    #: more (an explanation, a long recording) is split across them, one core each. One
+    #: recording's few windows use one, on its own thread beside the heart-cycle reading
+    #: (``auscult.analyzer``): a multi-threaded interpreter there only contended for the two
+    #: cores (warm 30 s FLAC ~19 → ~16 ms here).
+    inference_threads: int = 2
     #: Threads for numpy's BLAS in a process that analyses (0: the library's own choice). Its
     #: matrices here are small, and OpenBLAS's idle threads keep spinning on the core that
     #: LiteRT and the FFT need next: a warm 30 s analysis took 36–40 ms with two, 26–31 with one.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from auscult.background import Background
 from auscult.calibration import BorderlineBand, Calibration
 from auscult.cycle_features import CycleModel
 from auscult.errors import AuscultError, ModelNotFoundError
@@ -25,8 +26,39 @@ __all__ = ["ModelRunner", "sha256_of"]
 
 log = logging.getLogger(__name__)
 
-#: Windows per interpreter call (a 2-minute recording is one call).
+#: Most windows per interpreter call (a 2-minute recording is one call of 59).
 MAX_BATCH = 64
+#: Batches of at least this many windows (an explanation's masked copies, a long recording)
+#: are split across the runner's interpreters, one core each; smaller ones use one.
+SPLIT_MIN_WINDOWS = 32
+
+
+class _Interpreter:
+    """One single-threaded LiteRT interpreter and the lock that keeps it to one call."""
+
+    def __init__(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=1)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.batch = 0
+        self.lock = threading.Lock()
+
+    def run(self, batches: list[np.ndarray]) -> np.ndarray:
+        """Scores of each batch of ``(n, n_mels, frames, 1)`` windows, one after another."""
+        return np.concatenate([self._invoke(b) for b in batches])
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        with self.lock:
+            if x.shape[0] != self.batch:
+                self.interpreter.resize_tensor_input(self.input["index"], list(x.shape))
+                self.interpreter.allocate_tensors()
+                self.batch = x.shape[0]
+            self.interpreter.set_tensor(self.input["index"], x)
+            self.interpreter.invoke()
+            out = self.interpreter.get_tensor(self.output["index"])
+        return np.asarray(out, dtype=np.float64).reshape(-1)
 
 
 def sha256_of(path: Path) -> str:
@@ -53,7 +85,7 @@ class ModelRunner:
     path: Path
     threshold: float  # on the calibrated probability
     card: ModelCard
-    threads: int = 1
+    threads: int = 1  # single-threaded interpreters (see predict)
     calibration: Calibration = field(default_factory=Calibration)
     band: BorderlineBand | None = None  # None: no borderline band (an empty one at threshold)
     cycle_model: CycleModel | None = None  # blended with the CNN's score (see analyzer)
@@ -62,13 +94,7 @@ class ModelRunner:
     stamp: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._batch = 0
-        self._lock = threading.Lock()
+        self._interpreters = [_Interpreter(self.path) for _ in range(max(1, self.threads))]
         if self.band is None:
             self.band = BorderlineBand(self.threshold, self.threshold, 0.0)
 
@@ -112,26 +138,35 @@ class ModelRunner:
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """Raw model score per window, shape ``(n,)``, for windows ``(n, n_mels, frames)``.
 
-        The network's sigmoid output, before calibration (see :attr:`calibration`).
+        The network's sigmoid output, before calibration (see :attr:`calibration`). A large
+        batch is split across the interpreters, which run at once (LiteRT lets go of the
+        GIL); a small one goes to an idle interpreter, so concurrent analyses do not queue.
         """
         x = np.asarray(windows, dtype=np.float32)[..., None]
-        if len(x) <= MAX_BATCH:
-            return self._invoke(x)
-        # A 10-minute recording has ~300 windows: at once, the first layer's activations
-        # alone would take ~120 MB. In fixed batches (the last one padded) memory stays
-        # small and the interpreter is not resized for every length.
         n = len(x)
-        padded = np.concatenate([x, np.zeros((-n % MAX_BATCH, *x.shape[1:]), np.float32)])
-        out = [self._invoke(padded[i : i + MAX_BATCH]) for i in range(0, len(padded), MAX_BATCH)]
-        return np.concatenate(out)[:n]
+        parts = len(self._interpreters) if n >= SPLIT_MIN_WINDOWS else 1
+        # Equal calls of at most MAX_BATCH windows, the same number for every interpreter: a
+        # 10-minute recording's first-layer activations would otherwise take ~120 MB at
+        # once, and equal sizes keep the interpreters from being resized call after call.
+        calls = -(-max(n, 1) // MAX_BATCH)
+        calls = -(-calls // parts) * parts
+        size = -(-n // calls)
+        if calls * size > n:  # the last call is padded
+            x = np.concatenate([x, np.zeros((calls * size - n, *x.shape[1:]), np.float32)])
+        batches = [x[i * size : (i + 1) * size] for i in range(calls)]
+        if parts == 1:
+            return self._idle(size).run(batches)[:n]
+        per = calls // parts
+        rest = [
+            Background(self._interpreters[p].run, batches[p * per : (p + 1) * per])
+            for p in range(1, parts)
+        ]
+        first = self._interpreters[0].run(batches[:per])
+        return np.concatenate([first, *(job.result() for job in rest)])[:n]
 
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
-        with self._lock:
-            if x.shape[0] != self._batch:
-                self._interpreter.resize_tensor_input(self._input["index"], list(x.shape))
-                self._interpreter.allocate_tensors()
-                self._batch = x.shape[0]
-            self._interpreter.set_tensor(self._input["index"], x)
-            self._interpreter.invoke()
-            out = self._interpreter.get_tensor(self._output["index"])
-        return np.asarray(out, dtype=np.float64).reshape(-1)
+    def _idle(self, size: int) -> _Interpreter:
+        """An interpreter no other thread is using right now, preferably one already sized
+        for ``size`` windows (resizing re-plans it); the first when all are busy."""
+        idle = [i for i in self._interpreters if not i.lock.locked()]
+        sized = [i for i in idle if i.batch == size]
+        return (sized or idle or self._interpreters)[0]

@@ -129,8 +129,22 @@ def test_adversarial_head_shares_the_features_and_reverses_their_gradient():
 
 def test_many_windows_are_scored_in_batches_exactly_as_one_by_one():
     runner = ModelRunner.from_settings()
+    assert len(runner._interpreters) == 2  # config.inference_threads: the batch is split
     x = np.random.default_rng(0).standard_normal((150, 32, 200)).astype(np.float32)
-    batched = runner.predict(x)  # 150 windows: three calls of 64, the last padded
+    batched = runner.predict(x)  # four calls of 38 (two padded), two per interpreter at once
     singles = np.concatenate([runner.predict(x[i : i + 1]) for i in range(0, 150, 7)])
     np.testing.assert_allclose(batched[::7], singles, rtol=1e-5, atol=1e-6)
     assert batched.shape == (150,)
+
+
+def test_analyses_at_the_same_time_each_get_an_interpreter_and_their_own_scores():
+    from concurrent.futures import ThreadPoolExecutor
+
+    runner = ModelRunner.from_settings()
+    rng = np.random.default_rng(1)
+    batches = [rng.standard_normal((14, 32, 200)).astype(np.float32) for _ in range(8)]
+    alone = [runner.predict(b) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(runner.predict, batches))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
