@@ -121,19 +121,6 @@ def envelope(x: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.n
     return env - env.mean()
 
 
-def _autocorrelation(env: np.ndarray, max_lag: int) -> np.ndarray | None:
-    """Unbiased autocorrelation of ``env`` at lags 0…``max_lag`` (at most half its length),
-    normalised to 1 at lag 0; None for a flat or empty envelope."""
-    if len(env) < 2:
-        return None
-    e = env - env.mean()
-    max_lag = min(max_lag, len(e) // 2)
-    ac = np.correlate(e, e, mode="full")[len(e) - 1 : len(e) + max_lag]
-    if ac[0] <= 0:
-        return None
-    return ac / (ac[0] * (len(e) - np.arange(len(ac))) / len(e))
-
-
 def _lag_range() -> tuple[int, int]:
     """Lags (envelope frames) of the heart-rate range MAX_BPM…MIN_BPM."""
     lo = int(np.floor(ENVELOPE_RATE * 60.0 / MAX_BPM))
@@ -165,10 +152,17 @@ def segment_autocorrelation(env: np.ndarray) -> np.ndarray:
     _, hi = _lag_range()
     width = int(SEGMENT_S * ENVELOPE_RATE)
     hop = int(SEGMENT_HOP_S * ENVELOPE_RATE)
-    starts = range(0, max(1, len(env) - width + 1), hop)
-    curves = [_autocorrelation(env[s : s + width], hi) for s in starts]
-    kept = [c for c in curves if c is not None]
-    return np.array(kept) if kept else np.zeros((0, 0))
+    if len(env) < 2:
+        return np.zeros((0, 0))
+    segments = np.lib.stride_tricks.sliding_window_view(env, min(width, len(env)))[::hop]
+    n = segments.shape[1]
+    e = segments - segments.mean(axis=1, keepdims=True)
+    # all segments at once through the FFT (zero-padded to 2n: no wrap-around)
+    spectrum = np.fft.rfft(e, 2 * n, axis=1)
+    ac = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, 2 * n, axis=1)
+    ac = ac[:, : min(hi, n // 2) + 1]
+    ac = ac[ac[:, 0] > 0]  # flat segments have no rhythm to measure
+    return ac / (ac[:, :1] * (n - np.arange(ac.shape[1])) / n)
 
 
 def segment_periodicity(curves: np.ndarray) -> np.ndarray:
