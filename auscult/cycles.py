@@ -205,19 +205,20 @@ def _viterbi(log_emission: np.ndarray, log_duration: np.ndarray, high: np.ndarra
         np.subtract(row[3 * lanes :], c[:lanes], out=entered[t, :lanes])
         np.subtract(row[: 3 * lanes], c[lanes:], out=entered[t, lanes:])
     reach = np.minimum(np.arange(n_frames + 1), depth)
-    return _backtrack(delta, cum, reach[:, None] - won, high, lanes)
+    return _backtrack(delta, cum, reach[:, None] - won, high, depth)
 
 
 def _backtrack(
-    delta: np.ndarray, cum: np.ndarray, duration: np.ndarray, high: np.ndarray, lanes: int
+    delta: np.ndarray, cum: np.ndarray, duration: np.ndarray, high: np.ndarray, depth: int
 ) -> np.ndarray:
     """Every lane's state path from the forward pass of :func:`_viterbi`: the best last
     segment, then segment by segment back along the winning durations it kept
     (``duration[t, state * L + lane]``: the length of the best segment of that state
-    ending at frame t). An unreachable state — every score -inf — took the oldest start.
+    ending at frame t; ``depth``: the longest duration scored). An unreachable state —
+    every score -inf — took the oldest start.
     """
     n_frames = len(delta) - 1
-    depth = int(high.max())  # the longest duration of any state
+    lanes = delta.shape[1] // 4
     prev = (DIASTOLE, S1, SYSTOLE, S2)
     state_d = delta.reshape(n_frames + 1, 4, lanes)
     state_cum = cum.reshape(n_frames + 1, 4, lanes)
