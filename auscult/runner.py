@@ -26,7 +26,7 @@ __all__ = ["ModelRunner", "sha256_of"]
 
 log = logging.getLogger(__name__)
 
-#: Most windows per interpreter call (a 2-minute recording is one call of 59).
+#: Most windows per interpreter call (a 2-minute recording's 60 windows are one call).
 MAX_BATCH = 64
 #: Batches of at least this many windows (an explanation's masked copies, a long recording)
 #: are split across the runner's interpreters, one core each; smaller ones use one.
