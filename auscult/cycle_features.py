@@ -79,11 +79,15 @@ def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:
     if not runs:
         return row
     levels = gap_levels(np.stack(_band_levels(band, rate)), runs)  # 3 × (bands, cycles)
-    for i in range(len(BANDS_HZ)):
-        for k, ratios in enumerate(levels):
-            kept = ratios[i][np.isfinite(ratios[i]) & (ratios[i] > 0)]
-            if len(kept):
-                row[3 * i + k] = np.log(np.median(kept))
+    # one row per feature (band-major, as FEATURE_NAMES), the median of its usable cycles:
+    # the middle of the sorted usable values (the mean of the middle two), as np.median
+    ratios = np.stack(levels, axis=1).reshape(3 * len(BANDS_HZ), -1)
+    usable = np.isfinite(ratios) & (ratios > 0)
+    count = usable.sum(axis=1)
+    ordered = np.sort(np.where(usable, ratios, np.inf), axis=1)
+    found = np.flatnonzero(count)
+    middle = (ordered[found, (count[found] - 1) // 2] + ordered[found, count[found] // 2]) / 2
+    row[found] = np.log(middle)
     periods = np.array([(nxt[0] - s1[0]) for s1, _, nxt in runs], dtype=np.float64)
     row[-1] = float(np.std(periods) / np.mean(periods))
     return row
