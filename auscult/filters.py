@@ -40,7 +40,7 @@ class ZeroPhase:
         ext = np.concatenate((2 * x[:1] - x[n:0:-1], x, 2 * x[-1:] - x[-2 : -(n + 2) : -1]))
         y, _ = sps.sosfilt(self.sos, ext, zi=self.zi * ext[:1])
         y, _ = sps.sosfilt(self.sos, y[::-1], zi=self.zi * y[-1:])
-        return y[::-1][n:-n] if n else y[::-1]
+        return y[::-1][n:-n]
 
 
 @lru_cache(maxsize=16)
