@@ -55,11 +55,13 @@ def main() -> None:
     x = cycle_features_of(records, settings.cache_dir / "physionet2016", settings, workers=2)
     y = np.array([r.label for r in records])
     index = {r.name: i for i, r in enumerate(records)}
-    cnn = json.loads(a.cnn.read_text())["folds"] if a.cnn else {}
+    report = json.loads(a.cnn.read_text()) if a.cnn else {}
+    cnn = report.get("folds", {})
+    seed = report.get("params", {}).get("seed", cfg.seed)  # the CNN folds' own split
     weights = WEIGHTS if cnn else (1.0,)
     results: dict[float, dict[str, dict]] = {w: {} for w in weights}
     for db, train_side, test_side in lodo_folds(records):
-        tr, va = split_records(train_side, (0.85, 0.15), cfg.seed)  # the CNN fold's split
+        tr, va = split_records(train_side, (0.85, 0.15), seed)  # the CNN fold's split
         rows = lambda rs: np.array([index[r.name] for r in rs])  # noqa: E731
         i_tr, i_va, i_te = rows(tr), rows(va), rows(test_side)
         model = fit_cycle_model(x[i_tr], y[i_tr], [r.database for r in tr])
