@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auscult.filters import zero_phase
-from auscult.quality import MAX_BPM, MIN_BPM, noise_floor, sound_levels
+from auscult.quality import ENVELOPE_RATE, MAX_BPM, MIN_BPM, noise_floor, sound_levels
 
 __all__ = [
     "FRAME_RATE",
@@ -40,7 +40,7 @@ __all__ = [
     "segment_cycles",
 ]
 
-FRAME_RATE = 50  # frames per second of the envelope the model decodes
+FRAME_RATE = ENVELOPE_RATE  # frames per second of the levels (quality.sound_levels) decoded
 S1, SYSTOLE, S2, DIASTOLE = range(4)
 #: Sound-state durations (mean, standard deviation) in seconds, from Springer et al. (2016).
 _S1_S = (0.122, 0.022)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from scipy import signal as sps
 
 import utils
+from auscult.filters import zero_phase
 from config import Settings, get_settings
 
 __all__ = ["BELL_HZ", "playable_wav"]
@@ -35,8 +35,7 @@ def playable_wav(
     rate = 8000 if recording.sample_rate <= 8000 else 16000
     x = utils.resample(recording.samples, recording.sample_rate, rate).astype(np.float64)
     if bell:
-        sos = sps.butter(4, BELL_HZ, btype="bandpass", fs=rate, output="sos")
-        x = sps.sosfiltfilt(sos, x)
+        x = zero_phase(4, BELL_HZ, "bandpass", rate)(x)
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
     if peak > 0:
         x *= 0.9 / peak

@@ -8,12 +8,18 @@ from scipy import signal as sps
 
 from auscult.filters import butter, zero_phase
 
-#: The zero-phase filters the analysis runs: the 25–950 Hz band at 2 kHz and the envelope
-#: smoothers of the quality check (4 Hz) and the segmentation (8 Hz) at 50 Hz.
+#: The zero-phase filters in use: the 25–950 Hz band at 2 kHz, the envelope smoothers of the
+#: quality check (4 Hz) and the segmentation (8 Hz) at 50 Hz, the listening "bell" at 8 kHz,
+#: and the ECG's band, baseline, noise and QRS filters at 360 Hz.
 IN_USE = [
     (4, (25.0, 950.0), "bandpass", 2000),
     (2, 4.0, "lowpass", 50),
     (2, 8.0, "lowpass", 50),
+    (4, (25.0, 400.0), "bandpass", 8000),
+    (2, (0.5, 40.0), "bandpass", 360),
+    (2, 0.5, "highpass", 360),
+    (2, 40.0, "highpass", 360),
+    (2, (5.0, 25.0), "bandpass", 360),
 ]
 
 

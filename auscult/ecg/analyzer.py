@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.signal as sps
 
 from auscult.ecg.beats import detect_beats
-from auscult.ecg.classify import CLASSES, BeatModel, beat_inputs, butter, decide
+from auscult.ecg.classify import CLASSES, BeatModel, beat_inputs, decide
 from auscult.ecg.reading import EcgRecording, pick_lead
 from auscult.ecg.rhythm import Rhythm, read_rhythm
+from auscult.filters import zero_phase
 from config import Settings, get_settings
 
 __all__ = ["Beats", "EcgAnalysis", "EcgAnalyzer", "explain_beat", "stretch_quality"]
@@ -39,10 +39,9 @@ def stretch_quality(
     noise (more power above 40 Hz than in the QRS band), or no plausible beats."""
     bad = []
     n = int(STRETCH_S * rate)
-    sos = butter(0.5, "highpass", rate)
-    x = sps.sosfiltfilt(sos, lead.astype(np.float64))
-    hf = sps.sosfiltfilt(butter(40.0, "highpass", rate), x)
-    qrs = sps.sosfiltfilt(butter((5.0, 25.0), "bandpass", rate), x)
+    x = zero_phase(2, 0.5, "highpass", rate)(lead)
+    hf = zero_phase(2, 40.0, "highpass", rate)(x)
+    qrs = zero_phase(2, (5.0, 25.0), "bandpass", rate)(x)
     raw = lead.astype(np.float64)
     t = np.asarray(peaks) / rate
     for start in range(0, len(x), n):

@@ -14,9 +14,8 @@ search-back.
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal as sps
 
-from auscult.ecg.classify import butter
+from auscult.filters import zero_phase
 
 __all__ = ["detect_beats", "detect_lead", "fill_gaps", "qrs_slopes"]
 
@@ -34,8 +33,7 @@ GAP_FACTOR = 1.5
 
 def qrs_slopes(signal: np.ndarray, rate: int, peaks: np.ndarray) -> np.ndarray:
     """Steepest absolute slope (mV/s) within ±60 ms of each peak, on a 5–25 Hz band."""
-    sos = butter((5.0, 25.0), "bandpass", rate)
-    slope = np.abs(np.gradient(sps.sosfiltfilt(sos, signal))) * rate
+    slope = np.abs(np.gradient(zero_phase(2, (5.0, 25.0), "bandpass", rate)(signal))) * rate
     half = int(0.06 * rate)
     out = np.empty(len(peaks))
     for i, p in enumerate(peaks):

@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import scipy.signal as sps
 
 from auscult.errors import ModelNotFoundError
+from auscult.filters import zero_phase
 from config import Settings, get_settings
 
 __all__ = [
@@ -51,17 +50,9 @@ CHANNELS = 1  # the beat (a second channel, the beat minus the patient's median 
 #              tried and not kept: see models/experiments.md)
 
 
-@lru_cache(maxsize=32)
-def butter(cutoff: float | tuple[float, float], btype: str, rate: int) -> np.ndarray:
-    """A 2nd-order Butterworth filter's sections (designed once per rate and band)."""
-    return sps.butter(2, cutoff, btype=btype, fs=rate, output="sos")
-
-
 def filtered(lead: np.ndarray, rate: int) -> np.ndarray:
     """0.5–40 Hz band: no baseline wander, no powerline, no muscle hiss."""
-    return sps.sosfiltfilt(
-        butter((0.5, 40.0), "bandpass", rate), np.asarray(lead, dtype=np.float64)
-    )
+    return zero_phase(2, (0.5, 40.0), "bandpass", rate)(lead)
 
 
 def rr_features(peaks: np.ndarray, rate: int) -> np.ndarray:
