@@ -1,8 +1,8 @@
 """The audio front end: the one path from any recording to model input.
 
 decode → validate → mono → resample to 2 kHz (the training data's rate) → band-limit →
-robust normalise → resample to 8 kHz → log-mel of the whole recording → per-band mean removal
-→ sliding windows.
+robust normalise → the 8 kHz log-mel of the whole recording (taken from those 2 kHz samples,
+see ``log_mel_db``) → per-band mean removal → sliding windows.
 
 Training, evaluation, both apps, the API and the scripts all call these functions; nothing else
 builds model input. Heavy decoders (PyAV) are imported only when soundfile cannot read a file.
@@ -23,7 +23,7 @@ import scipy.fft
 from scipy import signal as sps
 
 from auscult.background import Background
-from auscult.errors import InvalidAudioError, NotAudioError
+from auscult.errors import AuscultError, InvalidAudioError, NotAudioError
 from auscult.filters import zero_phase
 from config import Settings, get_settings
 
@@ -79,8 +79,7 @@ class ModelInput:
     windows: np.ndarray  # (n_windows, n_mels, window_frames) float32
     window_starts_s: np.ndarray  # (n_windows,) seconds from the start of the recording
     features: np.ndarray  # (n_mels, n_frames) normalised log-mel of the whole recording
-    signal: np.ndarray  # (n_samples,) band-limited, normalised, at settings.sample_rate
-    band: np.ndarray  # the same signal at settings.band_rate (2 kHz): quality, heart rate
+    band: np.ndarray  # (n_samples,) band-limited, normalised, at settings.band_rate (2 kHz)
     high_band_share: float  # power above ~1 kHz in the recording as decoded (see high_band_share)
     padded: bool  # the recording was shorter than one window and was repeated to fill it
 
@@ -489,11 +488,10 @@ def robust_scale(x: np.ndarray) -> float:
 def prepare_signal(
     samples: np.ndarray, sample_rate: int, settings: Settings | None = None
 ) -> np.ndarray:
-    """Mono samples at any rate → band-limited, robustly normalised signal at 8 kHz.
+    """Mono samples at any rate → band-limited, robustly normalised signal at 2 kHz.
 
-    :func:`band_signal` at 2 kHz, brought to ``sample_rate`` (8 kHz) and divided by its 99th
-    percentile of ``|x|`` rather than the peak, so one click or bump cannot shrink the heart
-    sounds.
+    :func:`band_signal` divided by its 99th percentile of ``|x|`` rather than the peak, so one
+    click or bump cannot shrink the heart sounds.
     """
     return _prepare(samples, sample_rate, settings or get_settings())[0]
 
@@ -522,16 +520,12 @@ def high_band_share(
     return float(np.clip(1.0 - _variance(at_band_rate) / total, 0.0, 1.0))
 
 
-def _prepare(
-    samples: np.ndarray, sample_rate: int, s: Settings
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """(normalised signal at ``sample_rate``, the same at ``band_rate``, high-band share)."""
+def _prepare(samples: np.ndarray, sample_rate: int, s: Settings) -> tuple[np.ndarray, float]:
+    """(normalised signal at ``band_rate``, high-band share)."""
     resampled = resample(np.asarray(samples, np.float32), int(sample_rate), s.band_rate)
     share = high_band_share(samples, sample_rate, resampled, s.band_rate)
     band = _band_filter(resampled, s)
-    scale = np.float32(1.0 / robust_scale(band))
-    x = resample(band, s.band_rate, s.sample_rate)
-    return x * scale, band * scale, share
+    return band * np.float32(1.0 / robust_scale(band)), share
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -573,10 +567,10 @@ def mel_filterbank(rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float)
 
 
 @lru_cache(maxsize=8)
-def _hann(win_length: int, n_fft: int) -> np.ndarray:
+def _hann(win_length: int, n_fft: int, gain: float) -> np.ndarray:
     w = np.zeros(n_fft)
     start = (n_fft - win_length) // 2
-    w[start : start + win_length] = sps.get_window("hann", win_length, fftbins=True)
+    w[start : start + win_length] = gain * sps.get_window("hann", win_length, fftbins=True)
     w = w.astype(np.float32)
     w.setflags(write=False)
     return w
@@ -604,25 +598,47 @@ def _mel_power(frames: np.ndarray, window: np.ndarray, weights: np.ndarray) -> n
     return weights @ power.T
 
 
-def log_mel_db(x: np.ndarray, settings: Settings | None = None) -> np.ndarray:
-    """Log-mel power (dB) of a prepared 8 kHz signal, shape ``(n_mels, n_frames)``.
+def stft_lengths(settings: Settings | None = None) -> tuple[int, int, int]:
+    """(n_fft, win_length, hop_length) counted at ``log_mel_rate``: the log-mel's windows are
+    defined at ``sample_rate`` (8 kHz) and lose nothing taken from fewer samples."""
+    s = settings or get_settings()
+    scaled = [n * s.log_mel_rate / s.sample_rate for n in (s.n_fft, s.win_length, s.hop_length)]
+    if s.log_mel_rate < s.band_rate or any(v != int(v) for v in scaled):
+        raise AuscultError(
+            f"log_mel_rate {s.log_mel_rate} Hz must be at least band_rate ({s.band_rate} Hz) "
+            f"and divide the log-mel's windows (n_fft {s.n_fft}, win_length {s.win_length}, "
+            f"hop_length {s.hop_length} at {s.sample_rate} Hz) into whole samples; use 2000, "
+            "4000 or 8000"
+        )
+    n_fft, win_length, hop_length = (int(v) for v in scaled)
+    return n_fft, win_length, hop_length
 
-    Frames are centred (reflect padding) every ``hop_length`` samples; values are floored
-    ``top_db`` below the loudest bin so silent stretches do not dominate.
+
+def log_mel_db(x: np.ndarray, settings: Settings | None = None) -> np.ndarray:
+    """The 8 kHz log-mel power (dB) of a prepared signal at ``band_rate`` (2 kHz), shape
+    ``(n_mels, n_frames)``.
+
+    The spectrogram is defined at ``sample_rate`` (8 kHz): 50 ms Hann windows every 20 ms,
+    15.6 Hz bins. A band-limited signal has nothing above 1 kHz, so the same windows and bins
+    come from its 2 kHz samples (``log_mel_rate``) at a quarter of the cost; the window is
+    scaled so that the levels in dB are those of the 8 kHz computation. Frames are centred
+    (reflect padding); values are floored ``top_db`` below the loudest bin so silent stretches
+    do not dominate.
     """
     s = settings or get_settings()
-    x = np.asarray(x, dtype=np.float32)
-    pad = s.n_fft // 2
+    x = resample(np.asarray(x, dtype=np.float32), s.band_rate, s.log_mel_rate)
+    n_fft, win_length, hop_length = stft_lengths(s)
+    pad = n_fft // 2
     x = np.pad(x, pad, mode="reflect" if len(x) > pad else "constant")
-    n_frames = 1 + (len(x) - s.n_fft) // s.hop_length
+    n_frames = 1 + (len(x) - n_fft) // hop_length
     frames = np.lib.stride_tricks.as_strided(
-        x, shape=(n_frames, s.n_fft), strides=(x.strides[0] * s.hop_length, x.strides[0])
+        x, shape=(n_frames, n_fft), strides=(x.strides[0] * hop_length, x.strides[0])
     )
-    weights = mel_filterbank(s.sample_rate, s.n_fft, s.n_mels, s.mel_fmin, s.mel_fmax)
+    weights = mel_filterbank(s.log_mel_rate, n_fft, s.n_mels, s.mel_fmin, s.mel_fmax)
     n_bins = int(np.flatnonzero(weights.any(axis=0))[-1]) + 1  # bins above fmax carry no weight
-    window = _hann(s.win_length, s.n_fft)
-    # A few thousand frames at a time: a 10-minute recording would otherwise need ~200 MB of
-    # spectra at once. Recordings up to ~2.7 minutes are one chunk.
+    window = _hann(win_length, n_fft, s.sample_rate / s.log_mel_rate)
+    # A few thousand frames at a time: a 10-minute recording would otherwise need ~50 MB of
+    # spectra at once (~200 MB from 8 kHz samples). Recordings up to ~2.7 minutes are one chunk.
     mel = np.concatenate(
         [
             _mel_power(frames[i : i + _MEL_CHUNK_FRAMES], window, weights[:, :n_bins])
@@ -671,14 +687,13 @@ def frame_windows(
 def model_input(recording: Recording, settings: Settings | None = None) -> ModelInput:
     """The model input for a whole recording, built by the one front-end path."""
     s = settings or get_settings()
-    x, band, share = _prepare(recording.samples, recording.sample_rate, s)
-    features = normalise_bands(log_mel_db(x, s))
+    band, share = _prepare(recording.samples, recording.sample_rate, s)
+    features = normalise_bands(log_mel_db(band, s))
     windows, starts, padded = frame_windows(features, s)
     return ModelInput(
         windows=windows,
         window_starts_s=starts,
         features=features,
-        signal=x,
         band=band,
         high_band_share=share,
         padded=padded,

@@ -233,7 +233,7 @@ def analysis_figure(
     Parameters
     ----------
     signal
-        ``(n_samples,)`` prepared signal at ``rate`` Hz (``ModelInput.signal``).
+        ``(n_samples,)`` prepared signal at ``rate`` Hz (``ModelInput.band``).
     features
         ``(n_mels, n_frames)`` log-mel features of the whole recording, one frame per
         ``hop_s`` seconds (``ModelInput.features``).
@@ -335,7 +335,7 @@ def cycle_figure(
     Parameters
     ----------
     signal
-        ``(n_samples,)`` prepared signal at ``rate`` Hz (``ModelInput.signal``).
+        ``(n_samples,)`` prepared signal at ``rate`` Hz (``ModelInput.band``).
     s1_times_s, s2_times_s
         Centres of the heart sounds (``AnalysisResult.s1_times_s``); without any, the plot
         says that no cycle could be followed.

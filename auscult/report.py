@@ -201,7 +201,7 @@ def _recording_page(page: Page, settings: Settings | None = None):
     if model_input is not None and result.s1_times_s:
         cycles = fig.add_axes((0.04, y - 0.12, 0.92, 0.11))
         cycles.imshow(page_image(cycle_figure(
-            model_input.signal, s.sample_rate, result.s1_times_s, result.s2_times_s,
+            model_input.band, s.band_rate, result.s1_times_s, result.s2_times_s,
             murmur_phase=result.murmur_phase,
         )))  # fmt: skip
         cycles.axis("off")
@@ -213,7 +213,7 @@ def _recording_page(page: Page, settings: Settings | None = None):
         plot.imshow(
             page_image(
                 analysis_figure(
-                    model_input.signal, s.sample_rate, model_input.features,
+                    model_input.band, s.band_rate, model_input.features,
                     s.hop_length / s.sample_rate, (s.mel_fmin, s.mel_fmax),
                     result.window_starts_s, result.window_s, result.window_probabilities,
                     result.threshold, reliable=result.reliable,

@@ -55,7 +55,7 @@ def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
             if mi is not None:
                 png = figure_png(
                     cycle_figure(
-                        mi.signal, settings.sample_rate, r.s1_times_s, r.s2_times_s,
+                        mi.band, settings.band_rate, r.s1_times_s, r.s2_times_s,
                         start_s=float(which.removeprefix("cycles@")), span_s=CYCLE_SPAN_S,
                         murmur_phase=r.murmur_phase,
                     ),
@@ -67,8 +67,8 @@ def _figure(shown: Shown, settings: Settings, which: str) -> bytes | None:
             if mi is not None:
                 png = figure_png(
                     analysis_figure(
-                        mi.signal,
-                        settings.sample_rate,
+                        mi.band,
+                        settings.band_rate,
                         mi.features,
                         settings.hop_length / settings.sample_rate,
                         (settings.mel_fmin, settings.mel_fmax),
