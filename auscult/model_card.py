@@ -138,6 +138,16 @@ class ModelCard:
             parent=str(data.get("parent") or ""),
         )
 
+    def preprocessing_difference(self, settings: Settings) -> str:
+        """How the front-end constants the model was trained with differ from ``settings``
+        (empty when they agree): a model fed other input than it learned on is wrong."""
+        current = settings.preprocessing()
+        return ", ".join(
+            f"{k}: model {self.preprocessing.get(k)!r} vs config {v!r}"
+            for k, v in current.items()
+            if self.preprocessing.get(k) != v
+        )
+
     def with_lodo(self, lodo: Lodo) -> ModelCard:
         return dataclasses.replace(self, metrics=dataclasses.replace(self.metrics, lodo=lodo))
 

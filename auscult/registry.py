@@ -9,7 +9,12 @@ Layout under ``<work_dir>/models`` (runtime data, never in git)::
     log.jsonl                               every promotion and rollback, one JSON per line
 
 The committed model (``models/`` in git) is the first version: it is copied in when the
-registry is first opened, and it serves whenever the registry is empty or unreadable.
+registry is first opened, and it serves whenever the registry is empty or unreadable. A
+pointer set at setup or by an upgrade means "the model this release ships": when an update
+brings a new committed model, that model serves (and is registered and promoted, logged as
+an upgrade, the next time the registry is opened), while a version the clinic promoted
+itself stays. A version trained with other front-end constants than this release's is never
+served: the committed model serves instead, and promoting one is refused.
 
 Crash safety, by construction:
 
@@ -30,6 +35,7 @@ promotion is visible everywhere within one analysis, without a restart.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -46,7 +52,11 @@ from config import Settings, get_settings
 
 __all__ = ["ActiveModel", "Registry", "Version"]
 
+log = logging.getLogger(__name__)
+
 _INCOMING = ".incoming-"
+#: Who set a pointer that means "the committed model of this release", not a clinic's choice.
+_SHIPPED = frozenset({"setup", "upgrade"})
 
 
 @dataclass(frozen=True)
@@ -122,25 +132,48 @@ class Registry:
                 return version
         raise AuscultError(f"no model version {name!r} in the registry")
 
-    def active_name(self) -> str | None:
+    def _pointer(self) -> dict:
+        """The active pointer's event (``{}`` when there is none or it cannot be read)."""
         try:
-            return str(json.loads(self.pointer.read_text())["version"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+            event = json.loads(self.pointer.read_text())
+        except (OSError, ValueError):
+            return {}
+        return event if isinstance(event, dict) and "version" in event else {}
+
+    def active_name(self) -> str | None:
+        version = self._pointer().get("version")
+        return None if version is None else str(version)
+
+    def _not_servable(self, card: ModelCard, pointer: dict) -> str:
+        """Why the pointer's version must not serve in this release ('' when it may)."""
+        s = self.settings
+        difference = card.preprocessing_difference(s)
+        if difference:
+            return f"it was trained with another front end ({difference})"
+        if pointer.get("by") in _SHIPPED:
+            committed = load_card(s).version
+            if card.version != committed:
+                return f"it is an earlier release's committed model ({committed} is this one's)"
+        return ""
 
     def active(self) -> ActiveModel:
-        """The model to serve: the pointer's version, or the committed model without one."""
+        """The model to serve: the pointer's version; the committed model without one, for a
+        broken one, or when :meth:`_not_servable` says why not."""
         stamp = self.stamp()
-        name = self.active_name()
+        pointer = self._pointer()
+        name = str(pointer.get("version", ""))
         folder = self.versions_dir / name if name else None
         if folder is not None and (folder / "metadata.json").is_file():
             try:
                 version = Version(name, folder, load_card(self.settings, folder / "metadata.json"))
-                return ActiveModel(name, version.tflite_path, version.metadata_path, stamp)
+                why = self._not_servable(version.card, pointer)
+                if not why:
+                    return ActiveModel(name, version.tflite_path, version.metadata_path, stamp)
+                log.warning("serving the committed model, not version %s: %s", name, why)
             except (AuscultError, StopIteration):
                 pass  # a broken pointer target: serve the committed model
         s = self.settings
-        return ActiveModel("committed", s.tflite_path, s.metadata_path, (0, 0, 0))
+        return ActiveModel("committed", s.tflite_path, s.metadata_path, stamp)
 
     def history(self) -> list[dict]:
         """Promotions and rollbacks, oldest first."""
@@ -156,20 +189,40 @@ class Registry:
 
     # ------------------------------------------------------------------ writing
     def ensure(self) -> None:
-        """Create the registry with the committed model as its first, active version; remove
-        what a killed registration left behind."""
+        """Create the registry with the committed model as its first, active version; after
+        an update, register a new committed model and promote it where the pointer served
+        the earlier release's (or a version this front end cannot serve); remove what a
+        killed registration left behind."""
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.versions_dir.glob(f"{_INCOMING}*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        if self.active_name() is not None or any(self.versions()):
+        pointer = self._pointer()
+        first = not pointer and not any(self.versions())
+        if not first and self.active().version != "committed":
+            try:  # serving a version this release may serve: offer the committed one beside it
+                self._committed_version()
+            except AuscultError as exc:
+                log.warning("the committed model was not registered: %s", exc)
             return
+        version = self._committed_version()
+        if first:
+            self.promote(version.name, by="setup", why="the committed model is the first version")
+        else:
+            replaced = pointer.get("version") or "no readable active version"
+            why = f"this release's committed model, in place of {replaced}"
+            self.promote(version.name, by="upgrade", why=why)
+
+    def _committed_version(self) -> Version:
+        """The committed model (``models/``) as a registered version, registering it if new."""
         s = self.settings
         if not s.tflite_path.is_file():
             raise ModelNotFoundError(
                 f"model file not found at {s.tflite_path}; restore models/ from git or retrain"
             )
-        first = self.register(s.tflite_path, load_card(s).to_dict())
-        self.promote(first.name, by="setup", why="the committed model is the first version")
+        card = load_card(s)
+        if card.version in {v.name for v in self.versions()}:
+            return self.get(card.version)
+        return self.register(s.tflite_path, card.to_dict())
 
     def register(self, tflite_path: Path, card: dict) -> Version:
         """Add a model as a candidate version (not served until promoted).
@@ -224,7 +277,12 @@ class Registry:
 
     def promote(self, name: str, *, by: str = "", why: str = "") -> None:
         """Serve version ``name`` from now on: one atomic pointer switch, logged."""
-        self.get(name)  # refuses an unknown or unreadable version
+        difference = self.get(name).card.preprocessing_difference(self.settings)
+        if difference:
+            raise AuscultError(
+                f"model version {name} was trained with another front end ({difference}); "
+                "this release cannot serve it — retrain it from the active model instead"
+            )
         previous = self.active_name()
         event = {"version": name, "previous": previous, "since": _now(), "by": by, "why": why}
         write_atomically(self.root, self.pointer.name, _json(event))

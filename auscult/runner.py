@@ -67,11 +67,8 @@ def sha256_of(path: Path) -> str:
 
 def check_preprocessing(card: ModelCard, settings: Settings) -> None:
     """Refuse a model trained with other front-end constants: its input would be wrong."""
-    trained = card.preprocessing
-    current = settings.preprocessing()
-    differing = {k: (trained.get(k), v) for k, v in current.items() if trained.get(k) != v}
-    if differing:
-        detail = ", ".join(f"{k}: model {a!r} vs config {b!r}" for k, (a, b) in differing.items())
+    detail = card.preprocessing_difference(settings)
+    if detail:
         raise AuscultError(
             f"the model was trained with different preprocessing ({detail}); "
             "retrain it or restore config.py"

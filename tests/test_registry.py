@@ -3,8 +3,10 @@ never left broken by a crash or a corrupt candidate."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +46,66 @@ def test_the_committed_model_is_the_first_active_version(registry, settings):
     assert registry.history()[0]["why"] == "the committed model is the first version"
     registry.ensure()  # opening it again changes nothing
     assert len(registry.versions()) == 1
+
+
+def new_release(settings, tmp_path, version: str):
+    """Settings whose committed model (``models/``) is a new release's: the same network
+    under another version name."""
+    models = tmp_path / "release" / "models"
+    models.mkdir(parents=True)
+    shutil.copyfile(settings.tflite_path, models / settings.tflite_path.name)
+    card = load_card(settings).to_dict()
+    card["version"] = version
+    (models / "metadata.json").write_text(json.dumps(card))
+    return dataclasses.replace(settings, models_dir=models)
+
+
+def test_an_update_serves_its_new_committed_model_in_place_of_the_shipped_one(
+    registry, settings, tmp_path, wav_bytes, heart_8k
+):
+    shipped = registry.active().version
+    updated = new_release(settings, tmp_path, "2099.03.01-0000")
+
+    analyzer = Analyzer(settings=updated)  # before anything opens the registry again
+    assert analyzer.analyze(wav_bytes(heart_8k, 8000)).model_version == "2099.03.01-0000"
+    Registry(updated).ensure()
+    assert Registry(updated).active().version == "2099.03.01-0000"
+    assert {v.name for v in registry.versions()} == {shipped, "2099.03.01-0000"}
+    last = registry.history()[-1]
+    assert (last["by"], last["previous"]) == ("upgrade", shipped)
+    assert analyzer.analyze(wav_bytes(heart_8k, 8000)).model_version == "2099.03.01-0000"
+
+
+def test_a_version_the_clinic_promoted_stays_active_across_an_update(
+    registry, settings, tmp_path
+):
+    registry.register(settings.tflite_path, candidate(registry, "2099.01.06-0000"))
+    registry.promote("2099.01.06-0000", by="dr-a", why="better on our recordings")
+    updated = new_release(settings, tmp_path, "2099.03.02-0000")
+
+    Registry(updated).ensure()
+
+    assert Registry(updated).active().version == "2099.01.06-0000"
+    assert "2099.03.02-0000" in {v.name for v in registry.versions()}  # offered, not served
+
+
+def test_a_version_trained_with_another_front_end_is_never_served(
+    registry, settings, wav_bytes, heart_8k
+):
+    old_front_end = dataclasses.replace(settings, log_mel_rate=8000)
+    card = candidate(registry, "2099.01.07-0000")
+    card["preprocessing"] = old_front_end.preprocessing()
+    registry.register(settings.tflite_path, card)
+    with pytest.raises(AuscultError, match="trained with another front end"):
+        registry.promote("2099.01.07-0000", by="dr-a")
+    Registry(old_front_end).promote("2099.01.07-0000", by="dr-a")  # under the old release
+
+    assert registry.active().version == "committed"
+    result = Analyzer(settings=settings).analyze(wav_bytes(heart_8k, 8000))
+    assert result.model_version == load_card(settings).version
+    registry.ensure()  # the next opening serves this release's model again, logged
+    assert registry.active().version == load_card(settings).version
+    assert registry.history()[-1]["by"] == "upgrade"
 
 
 def test_promotion_and_rollback_reach_a_running_analyzer_without_restart(
