@@ -14,17 +14,18 @@ from auscult.quality import assess_quality
 from config import Settings
 
 RATE = 8000
+BAND = Settings().band_rate  # Hz of the prepared signal the analyzer scores (2 kHz)
 MIN_QUALITY = Settings().min_quality
 log = logging.getLogger(__name__)
 
 
 def prepared(x: np.ndarray, rate: int = RATE) -> np.ndarray:
-    """The signal the analyzer scores: the front end's output at 8 kHz."""
+    """The signal the analyzer scores: the front end's output, at ``BAND``."""
     return utils.prepare_signal(x, rate)
 
 
 def test_a_72_bpm_heart_sound_is_judgeable_with_its_heart_rate(heart_8k):
-    q = assess_quality(prepared(heart_8k), RATE)
+    q = assess_quality(prepared(heart_8k), BAND)
 
     assert q.heart_rate_bpm == pytest.approx(72, abs=5)
     assert q.periodicity > 0.8
@@ -38,7 +39,7 @@ def test_heart_rate_is_found_across_the_range(bpm, murmur):
     """Neither the beat's double (S1→S2) nor its half (every other beat) is reported."""
     x = synthetic.heart_sound(20.0, RATE, bpm=bpm, murmur=murmur, seed=bpm)
 
-    q = assess_quality(prepared(x), RATE)
+    q = assess_quality(prepared(x), BAND)
 
     assert q.heart_rate_bpm == pytest.approx(bpm, abs=5)
     assert q.score >= MIN_QUALITY
@@ -46,18 +47,18 @@ def test_heart_rate_is_found_across_the_range(bpm, murmur):
 
 def test_a_murmur_does_not_make_a_recording_unsure(murmur_8k):
     """Disease must not look like noise: a murmur filling systole is still a regular beat."""
-    q = assess_quality(prepared(murmur_8k), RATE)
+    q = assess_quality(prepared(murmur_8k), BAND)
     assert q.score >= MIN_QUALITY
     assert q.heart_rate_bpm == pytest.approx(72, abs=5)
 
 
 def test_a_noisy_heart_sound_is_still_judged(heart_8k):
     noisy = synthetic.heart_sound(20.0, RATE, bpm=72, noise_snr_db=-10.0, seed=1)
-    assert assess_quality(prepared(noisy), RATE).score >= MIN_QUALITY
+    assert assess_quality(prepared(noisy), BAND).score >= MIN_QUALITY
 
 
 def test_white_noise_scores_below_the_minimum(noise_8k):
-    q = assess_quality(prepared(noise_8k), RATE)
+    q = assess_quality(prepared(noise_8k), BAND)
 
     assert q.score < MIN_QUALITY
     assert q.heart_rate_bpm is None
@@ -69,23 +70,23 @@ def test_noise_of_any_length_scores_below_the_minimum(seconds, seed):
     white = synthetic.noise(seconds, RATE, seed=seed)
     band = synthetic.noise(seconds, RATE, seed=seed, band_hz=(20.0, 1000.0))
 
-    assert assess_quality(prepared(white), RATE).score < MIN_QUALITY
-    assert assess_quality(prepared(band), RATE).score < MIN_QUALITY
+    assert assess_quality(prepared(white), BAND).score < MIN_QUALITY
+    assert assess_quality(prepared(band), BAND).score < MIN_QUALITY
 
 
 def test_a_heartbeat_buried_in_noise_is_unsure():
     buried = synthetic.heart_sound(20.0, RATE, bpm=72, noise_snr_db=-30.0, seed=1)
-    assert assess_quality(prepared(buried), RATE).score < MIN_QUALITY
+    assert assess_quality(prepared(buried), BAND).score < MIN_QUALITY
 
 
 def test_clipping_lowers_the_score(heart_8k):
     x = prepared(heart_8k)
-    clean = assess_quality(x, RATE)
-    clipped = assess_quality(x, RATE, clip_fraction=0.2)
+    clean = assess_quality(x, BAND)
+    clipped = assess_quality(x, BAND, clip_fraction=0.2)
 
     assert clipped.periodicity == clean.periodicity
     assert clipped.score == pytest.approx(0.6 * clean.score)
-    assert assess_quality(x, RATE, clip_fraction=0.6).score == 0.0
+    assert assess_quality(x, BAND, clip_fraction=0.6).score == 0.0
 
 
 @pytest.mark.filterwarnings("error")
@@ -101,7 +102,7 @@ def test_flat_input_scores_zero_without_warnings(x):
 @pytest.mark.filterwarnings("error")
 def test_the_shortest_accepted_recording_is_scored():
     x = synthetic.heart_sound(3.0, RATE, bpm=72, seed=2)
-    q = assess_quality(prepared(x), RATE)
+    q = assess_quality(prepared(x), BAND)
     assert q.score >= MIN_QUALITY
     assert q.heart_rate_bpm == pytest.approx(72, abs=5)
 
@@ -136,7 +137,7 @@ def test_few_real_recordings_are_judged_unsure(physionet_dir):
     scores, labels, rates = [], [], []
     for _, label, path in records:
         rec = utils.load_audio(path)
-        q = assess_quality(prepared(rec.samples, rec.sample_rate), RATE, rec.clip_fraction)
+        q = assess_quality(prepared(rec.samples, rec.sample_rate), BAND, rec.clip_fraction)
         scores.append(q.score)
         labels.append(label)
         rates.append(q.heart_rate_bpm)
@@ -173,7 +174,7 @@ def test_real_recordings_with_their_rhythm_destroyed_are_unsure(physionet_dir):
         spectrum = np.fft.rfft(rec.samples)
         phases = np.exp(2j * np.pi * rng.random(len(spectrum)))
         scrambled = np.fft.irfft(np.abs(spectrum) * phases, len(rec.samples)).astype(np.float32)
-        q = assess_quality(prepared(scrambled, rec.sample_rate), RATE)
+        q = assess_quality(prepared(scrambled, rec.sample_rate), BAND)
         passed += q.score >= MIN_QUALITY
     assert passed <= 0.05 * len(records)
 
