@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +34,23 @@ DURATION_S = 20.0
 def settings(tmp_path: Path) -> Settings:
     """Default settings (no ``AUSCULT_*`` variables) with every runtime file under tmp_path."""
     return dataclasses.replace(Settings(), work_dir=tmp_path / "work")
+
+
+@pytest.fixture
+def new_release(settings: Settings, tmp_path: Path) -> Callable[[str], Settings]:
+    """``new_release(version)``: settings whose committed model (``models/``) is a newer
+    release's — the same network under another version name."""
+
+    def make(version: str) -> Settings:
+        models = tmp_path / f"release-{version}" / "models"
+        models.mkdir(parents=True)
+        shutil.copyfile(settings.tflite_path, models / settings.tflite_path.name)
+        card = json.loads(settings.metadata_path.read_text())
+        card["version"] = version
+        (models / "metadata.json").write_text(json.dumps(card))
+        return dataclasses.replace(settings, models_dir=models)
+
+    return make
 
 
 @pytest.fixture(scope="session")

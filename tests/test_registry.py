@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -48,23 +47,11 @@ def test_the_committed_model_is_the_first_active_version(registry, settings):
     assert len(registry.versions()) == 1
 
 
-def new_release(settings, tmp_path, version: str):
-    """Settings whose committed model (``models/``) is a new release's: the same network
-    under another version name."""
-    models = tmp_path / "release" / "models"
-    models.mkdir(parents=True)
-    shutil.copyfile(settings.tflite_path, models / settings.tflite_path.name)
-    card = load_card(settings).to_dict()
-    card["version"] = version
-    (models / "metadata.json").write_text(json.dumps(card))
-    return dataclasses.replace(settings, models_dir=models)
-
-
 def test_an_update_serves_its_new_committed_model_in_place_of_the_shipped_one(
-    registry, settings, tmp_path, wav_bytes, heart_8k
+    registry, new_release, wav_bytes, heart_8k
 ):
     shipped = registry.active().version
-    updated = new_release(settings, tmp_path, "2099.03.01-0000")
+    updated = new_release("2099.03.01-0000")
 
     analyzer = Analyzer(settings=updated)  # before anything opens the registry again
     assert analyzer.analyze(wav_bytes(heart_8k, 8000)).model_version == "2099.03.01-0000"
@@ -77,11 +64,11 @@ def test_an_update_serves_its_new_committed_model_in_place_of_the_shipped_one(
 
 
 def test_a_version_the_clinic_promoted_stays_active_across_an_update(
-    registry, settings, tmp_path
+    registry, settings, new_release
 ):
     registry.register(settings.tflite_path, candidate(registry, "2099.01.06-0000"))
     registry.promote("2099.01.06-0000", by="dr-a", why="better on our recordings")
-    updated = new_release(settings, tmp_path, "2099.03.02-0000")
+    updated = new_release("2099.03.02-0000")
 
     Registry(updated).ensure()
 
