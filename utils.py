@@ -66,6 +66,9 @@ class Recording:
     channels: int  # channels in the file before the mono mix
     warnings: tuple[str, ...] = ()
     clip_fraction: float = 0.0  # share of samples at full scale, measured before resampling
+    #: Variance of ``samples``, when the decoder measured it on the way (mono files); saves
+    #: the front end a pass over a long 48 kHz recording. None: not known.
+    variance: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -275,11 +278,11 @@ class _Mixer:
             return self._buffer[: self.frames]
         return np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32)
 
-    def rms(self) -> float:
-        """RMS about the mean of the loudest channel."""
+    def variance(self) -> float:
+        """Variance of the loudest channel."""
         n = max(self.frames, 1)
         variance = self._sumsq / n - (self._sum / n) ** 2
-        return float(np.sqrt(max(float(variance.max()), 0.0)))
+        return max(float(variance.max()), 0.0)
 
 
 def _decode_soundfile(src: _Source, s: Settings) -> tuple[_Mixer, bool] | None:
@@ -371,7 +374,8 @@ def _finish(mixer: _Mixer, s: Settings, warnings: list[str]) -> Recording:
             f"recording is {duration:.1f} s long; record at least {s.min_duration_s:.0f} s "
             "(10–30 s is best)"
         )
-    if mixer.rms() < s.silence_rms:
+    variance = mixer.variance()
+    if variance < s.silence_rms**2:
         raise InvalidAudioError(
             "the recording is silent; check that the microphone or stethoscope is "
             "connected and pressed to the chest, then record again"
@@ -391,6 +395,7 @@ def _finish(mixer: _Mixer, s: Settings, warnings: list[str]) -> Recording:
         channels=mixer.channels,
         warnings=tuple(warnings),
         clip_fraction=clip_fraction,
+        variance=variance if mixer.channels == 1 else None,
     )
 
 
@@ -503,27 +508,33 @@ def _variance(x: np.ndarray) -> float:
 
 
 def high_band_share(
-    samples: np.ndarray, sample_rate: int, at_band_rate: np.ndarray, band_rate: int
+    samples: np.ndarray,
+    sample_rate: int,
+    at_band_rate: np.ndarray,
+    band_rate: int,
+    variance: float | None = None,
 ) -> float:
     """Share of a recording's power above the heart-sound band (≈ 1 kHz), 0–1.
 
     ``at_band_rate`` is the same recording resampled to ``band_rate`` Hz (2 kHz), which holds
     only the power below ~1 kHz. Heart sounds have almost none above it; speech, rubbing and
     room noise have most of theirs there. 0 for recordings sampled at 4 kHz or less, where
-    there is too little above the band to tell.
+    there is too little above the band to tell. ``variance``: that of ``samples``, when known.
     """
     if sample_rate <= 2 * band_rate:
         return 0.0
-    total = _variance(np.asarray(samples, dtype=np.float32))
+    total = _variance(np.asarray(samples, np.float32)) if variance is None else variance
     if total <= 0:
         return 0.0
     return float(np.clip(1.0 - _variance(at_band_rate) / total, 0.0, 1.0))
 
 
-def _prepare(samples: np.ndarray, sample_rate: int, s: Settings) -> tuple[np.ndarray, float]:
-    """(normalised signal at ``band_rate``, high-band share)."""
+def _prepare(
+    samples: np.ndarray, sample_rate: int, s: Settings, variance: float | None = None
+) -> tuple[np.ndarray, float]:
+    """(normalised signal at ``band_rate``, high-band share); ``variance``: of ``samples``."""
     resampled = resample(np.asarray(samples, np.float32), int(sample_rate), s.band_rate)
-    share = high_band_share(samples, sample_rate, resampled, s.band_rate)
+    share = high_band_share(samples, sample_rate, resampled, s.band_rate, variance)
     band = _band_filter(resampled, s)
     return band * np.float32(1.0 / robust_scale(band)), share
 
@@ -687,7 +698,7 @@ def frame_windows(
 def model_input(recording: Recording, settings: Settings | None = None) -> ModelInput:
     """The model input for a whole recording, built by the one front-end path."""
     s = settings or get_settings()
-    band, share = _prepare(recording.samples, recording.sample_rate, s)
+    band, share = _prepare(recording.samples, recording.sample_rate, s, recording.variance)
     features = normalise_bands(log_mel_db(band, s))
     windows, starts, padded = frame_windows(features, s)
     return ModelInput(

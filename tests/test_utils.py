@@ -331,6 +331,22 @@ def test_a_path_reads_like_bytes(tmp_path, wav_bytes):
     np.testing.assert_array_equal(from_str.samples, from_bytes.samples)
 
 
+def test_a_mono_recordings_variance_measured_while_decoding_gives_the_same_model_input(
+    wav_bytes,
+):
+    rate = 48000
+    noisy = heart_at(rate, noise_snr_db=0.0)  # plenty of sound above the heart band
+    decoded = utils.load_audio(wav_bytes(noisy, rate))
+    assert decoded.variance == pytest.approx(np.var(decoded.samples.astype(np.float64)), rel=1e-5)
+    unknown = utils.Recording(decoded.samples, rate, 1)
+
+    measured, computed = utils.model_input(decoded), utils.model_input(unknown)
+
+    assert measured.high_band_share == pytest.approx(computed.high_band_share, abs=1e-6)
+    assert measured.high_band_share > 0.1
+    np.testing.assert_array_equal(measured.windows, computed.windows)
+
+
 def test_96_khz_stereo_is_accepted_and_mixed_to_mono_with_a_warning(wav_bytes):
     rate = 96000
     left = heart_at(rate, seconds=5.0)
@@ -343,6 +359,7 @@ def test_96_khz_stereo_is_accepted_and_mixed_to_mono_with_a_warning(wav_bytes):
     assert rec.duration_s == pytest.approx(5.0)
     np.testing.assert_allclose(rec.samples, 0.75 * left, atol=2e-4)
     assert any("mixed down to mono" in w for w in rec.warnings)
+    assert rec.variance is None  # the loudest channel's is not the mix's
 
 
 def test_truncated_wav_is_analysed_with_a_warning(wav_bytes):
