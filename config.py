@@ -47,7 +47,7 @@ class Settings:
     band_rate: int = 2000
     band_low_hz: float = 25.0  # high-pass corner: removes DC, breathing rumble
     band_high_hz: float = 950.0  # low-pass corner: PhysioNet 2016 holds nothing above 1 kHz
-    #: Hz of the samples that 8 kHz log-mel is computed from. Nothing above 1 kHz survives
+    #: Hz of the samples the 8 kHz log-mel is computed from. Nothing above 1 kHz survives
     #: the band limit, so the same windows and bins are taken straight from the 2 kHz band
     #: signal, a quarter of the samples of an 8 kHz copy (set it to ``sample_rate`` to
     #: compute from that copy: ~0.02 dB apart on average, most of it the upsampler's roll-off
