@@ -95,6 +95,19 @@ def test_a_version_trained_with_another_front_end_is_never_served(
     assert registry.history()[-1]["by"] == "upgrade"
 
 
+def test_a_broken_pointer_serves_the_committed_model_without_reloading_it_each_time(
+    registry, settings, wav_bytes, heart_8k
+):
+    registry.pointer.write_text(json.dumps({"version": "2099.09.09-0000"}))  # never registered
+    analyzer = Analyzer(settings=settings)
+    runner = analyzer.current_runner()
+
+    result = analyzer.analyze(wav_bytes(heart_8k, 8000))
+
+    assert result.model_version == load_card(settings).version
+    assert analyzer.current_runner() is runner
+
+
 def test_promotion_and_rollback_reach_a_running_analyzer_without_restart(
     registry, settings, wav_bytes, heart_8k
 ):
