@@ -264,24 +264,6 @@ def _parse_args(argv: list[str] | None, s: Settings) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def open_model_registry(s: Settings) -> None:
-    """Open the model registry once at start: after an update, this release's committed
-    model is registered and serves in place of the one the old release shipped."""
-    from auscult.errors import AuscultError
-    from auscult.registry import Registry
-
-    registry = Registry(s)
-    before = registry.active_name()
-    try:
-        registry.ensure()
-    except AuscultError as exc:
-        say(f"Note: the model registry could not be opened ({exc}); the committed model serves.")
-        return
-    after = registry.active_name()
-    if before is not None and after != before:
-        say(f"Model {after}, this release's, now serves in place of {before}.")
-
-
 def main(argv: list[str] | None = None) -> int:
     s = get_settings()
     args = _parse_args(argv, s)
@@ -324,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     raise_open_files_limit()  # the servers inherit it: idle phones cannot exhaust them
     os.umask(0o077)  # history, logs, audio and keys: readable by this user only
     if s.metadata_path.exists():
-        open_model_registry(s)
+        from auscult.registry import open_at_start
+
+        if note := open_at_start(s):  # after an update: which model now serves
+            say(note)
 
     s = dataclasses.replace(s, lan_ip=args.lan_ip or "")
     lan = qr_generator.lan_address(s)

@@ -50,7 +50,7 @@ from auscult.inbox import is_disk_full, write_atomically
 from auscult.model_card import ModelCard, load_card
 from config import Settings, get_settings
 
-__all__ = ["ActiveModel", "Registry", "Version"]
+__all__ = ["ActiveModel", "Registry", "Version", "open_at_start"]
 
 log = logging.getLogger(__name__)
 
@@ -292,3 +292,19 @@ class Registry:
     def rollback(self, name: str, *, by: str = "") -> None:
         """Serve an earlier version again (a pointer switch like any promotion)."""
         self.promote(name, by=by, why=f"rollback from {self.active_name()}")
+
+
+def open_at_start(settings: Settings | None = None) -> str:
+    """Open the registry as the product starts, so that after an update this release's
+    committed model is registered and serves; what to tell the user ('' when nothing
+    changed)."""
+    registry = Registry(settings)
+    before = registry.active_name()
+    try:
+        registry.ensure()
+    except AuscultError as exc:
+        return f"Note: the model registry could not be opened ({exc}); the committed model serves."
+    after = registry.active_name()
+    if before is not None and after != before:
+        return f"Model {after}, this release's, now serves in place of {before}."
+    return ""

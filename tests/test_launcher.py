@@ -21,7 +21,6 @@ import pytest
 
 import launcher
 import qr_generator
-from auscult.registry import Registry
 from config import PROJECT_ROOT, Settings
 
 FAKE_BIN = Path(__file__).parent / "fake_bin"
@@ -206,18 +205,6 @@ def test_check_dependencies_reports_missing_modules():
     assert launcher.check_dependencies({"json": "json", "no_such_module_xyz": "xyz-pkg"}) == [
         "xyz-pkg"
     ]
-
-
-def test_a_start_after_an_update_serves_the_new_releases_model(settings, new_release, capsys):
-    launcher.open_model_registry(settings)  # the first start: the committed model is first
-    shipped = Registry(settings).active_name()
-    updated = new_release("2099.04.01-0000")
-
-    launcher.open_model_registry(updated)
-
-    assert Registry(updated).active_name() == "2099.04.01-0000"
-    said = capsys.readouterr().out
-    assert f"Model 2099.04.01-0000, this release's, now serves in place of {shipped}." in said
 
 
 def test_tunnel_address_is_read_from_cloudflared_output():

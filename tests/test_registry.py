@@ -16,7 +16,7 @@ import pytest
 from auscult.analyzer import Analyzer
 from auscult.errors import AuscultError
 from auscult.model_card import load_card
-from auscult.registry import Registry
+from auscult.registry import Registry, open_at_start
 from config import PROJECT_ROOT
 
 
@@ -61,6 +61,18 @@ def test_an_update_serves_its_new_committed_model_in_place_of_the_shipped_one(
     last = registry.history()[-1]
     assert (last["by"], last["previous"]) == ("upgrade", shipped)
     assert analyzer.analyze(wav_bytes(heart_8k, 8000)).model_version == "2099.03.01-0000"
+
+
+def test_a_start_after_an_update_says_which_model_now_serves(settings, new_release):
+    assert open_at_start(settings) == ""  # the first start: the committed model is first
+    shipped = Registry(settings).active_name()
+    updated = new_release("2099.04.01-0000")
+
+    said = open_at_start(updated)
+
+    assert Registry(updated).active_name() == "2099.04.01-0000"
+    assert said == f"Model 2099.04.01-0000, this release's, now serves in place of {shipped}."
+    assert open_at_start(updated) == ""  # and only once
 
 
 def test_a_version_the_clinic_promoted_stays_active_across_an_update(
@@ -157,7 +169,7 @@ import sys
 sys.path.insert(0, {root!r})
 import dataclasses
 from pathlib import Path
-from auscult.registry import Registry
+from auscult.registry import Registry, open_at_start
 from config import Settings
 reg = Registry(dataclasses.replace(Settings(), work_dir=Path({work!r})))
 names = [v.name for v in reg.versions()]
@@ -192,7 +204,7 @@ import sys
 sys.path.insert(0, {root!r})
 import dataclasses, json
 from pathlib import Path
-from auscult.registry import Registry
+from auscult.registry import Registry, open_at_start
 from config import Settings
 reg = Registry(dataclasses.replace(Settings(), work_dir=Path({work!r})))
 card = json.loads(Path({card!r}).read_text())
