@@ -7,6 +7,7 @@ journey takes about two minutes on two cores; the code path is the product's.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,8 @@ def test_retrain_compare_switch_analyse_and_roll_back(tmp_path, labelled):
             add_files(page, normal, "normal")
 
             page.get_by_role("button", name="Retrain").click()
-            page.get_by_text("Retraining:").first.wait_for(timeout=60_000)  # the progress bar
+            # the progress bar's label (not the word inside the model card's notes)
+            page.get_by_text(re.compile(r"^Retraining: ")).first.wait_for(timeout=60_000)
             page.get_by_text("Last retraining").wait_for(timeout=600_000)
             summary = (
                 page.get_by_test_id("stMarkdownContainer")
