@@ -220,9 +220,10 @@ class Registry:
                 f"model file not found at {s.tflite_path}; restore models/ from git or retrain"
             )
         card = load_card(s)
-        if card.version in {v.name for v in self.versions()}:
+        try:
             return self.get(card.version)
-        return self.register(s.tflite_path, card.to_dict())
+        except AuscultError:  # not registered yet
+            return self.register(s.tflite_path, card.to_dict())
 
     def register(self, tflite_path: Path, card: dict) -> Version:
         """Add a model as a candidate version (not served until promoted).
