@@ -48,7 +48,7 @@ import utils
 from auscult.analyzer import Analyzer, blend_scores
 from auscult.cache import CachedRecord, build_cache, cycle_features_of, load_cache, record_features
 from auscult.clinic_data import ClinicData, LabelledRecording
-from auscult.cycle_features import fit_cycle_model, recording_cycle_features
+from auscult.cycle_features import CycleModel, fit_cycle_model, recording_cycle_features
 from auscult.datasets import LabelledRecord, read_physionet, split_records
 from auscult.errors import AuscultError, BusyError, InvalidRequestError
 from auscult.inbox import write_atomically
@@ -56,8 +56,10 @@ from auscult.metrics import binary_metrics
 from auscult.registry import Registry, Version
 from auscult.runner import ModelRunner, sha256_of
 from auscult.training import (
+    DecisionRule,
     TrainConfig,
     TrainingCancelled,
+    TrainOutcome,
     export_model,
     fit_decision,
     record_scores,
@@ -216,24 +218,10 @@ def _clinic_cached(items: Sequence[LabelledRecording], s: Settings) -> list[Cach
     return out
 
 
-def run(
-    settings: Settings | None = None,
-    plan: RetrainPlan | None = None,
-    report: Callable[[float, str], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    promote: bool = True,
-) -> dict[str, Any]:
-    """One retraining run; the report (before/after figures, decision, timings)."""
-    import keras
-
-    s = settings or get_settings()
-    plan = plan or RetrainPlan()
-    say = report or (lambda p, stage: log.info("%3.0f%% %s", 100 * p, stage))
-    stop = should_stop or (lambda: False)
-    started = time.perf_counter()
-    registry = Registry(s)
-    registry.ensure()
-    base = registry.get(registry.active_name() or "")
+def _clinic_sets(
+    s: Settings, plan: RetrainPlan
+) -> tuple[list[LabelledRecording], list[LabelledRecording], np.ndarray]:
+    """The clinic's recordings split for training and judging, with the held-out labels."""
     items = ClinicData(s).items()
     if len(items) < MIN_CLINIC:
         raise AuscultError(
@@ -247,16 +235,20 @@ def run(
             "the clinic's held-out recordings hold only one label, so no AUC can judge a new "
             "version; add recordings of both labels"
         )
+    return clinic_train, clinic_held, held_labels
 
-    say(0.02, "reading the PhysioNet features")
+
+def _physionet_split(
+    s: Settings, plan: RetrainPlan
+) -> tuple[list[CachedRecord], list[CachedRecord], list[CachedRecord], list[CachedRecord]]:
+    """Every cached PhysioNet record, then make train's train / validation / test split."""
     records = read_physionet(s.data_dir)
     if plan.limit and plan.limit < len(records):
         fraction = plan.limit / len(records)
         records, _ = split_records(records, (fraction, 1 - fraction), seed=0)
-    cache = s.cache_dir / "physionet2016"
     wanted = {r.name for r in records}
     try:
-        cached = [c for c in load_cache(cache, s) if c.record.name in wanted]
+        cached = [c for c in load_cache(_cache_dir(s), s) if c.record.name in wanted]
         if len(cached) != len(records):
             raise AuscultError("the feature cache holds other records")
     except AuscultError:
@@ -266,27 +258,19 @@ def run(
     train, val, test = ([by_name[r.name] for r in part] for part in parts)
     train = [c for c in train if c.record.database not in plan.exclude_databases]
     val = [c for c in val if c.record.database not in plan.exclude_databases]
+    return cached, train, val, test
 
-    say(0.08, "scoring the serving version")
-    fixed_paths = [c.record.path for c in test]
-    fixed_labels = np.array([c.record.label for c in test])
-    held_paths = [Path(i.audio_path) for i in clinic_held]
-    base_runner = version_runner(base, s)
-    before = {
-        "fixed": _evaluate(base_runner, fixed_paths, fixed_labels, s),
-        "clinic": _evaluate(base_runner, held_paths, held_labels, s),
-    }
 
-    say(0.2, "reading the clinic's recordings")
-    clinic = _clinic_cached(clinic_train, s)
-    keras_path = base.folder / f"{s.model_name}.keras"
-    if not keras_path.is_file():
-        raise AuscultError(f"version {base.name} has no Keras weights to fine-tune")
-    weights = keras.models.load_model(keras_path, compile=False).get_weights()
+def _cache_dir(s: Settings) -> Path:
+    return s.cache_dir / "physionet2016"
+
+
+def _fine_tune_config(base: Version, plan: RetrainPlan) -> TrainConfig:
+    """The base version's recipe with the plan's epochs, learning rate and seed."""
     cfg = TrainConfig(
         **{**base.card.params, "model": TrainConfig().model, "augment": TrainConfig().augment}
     )
-    cfg = dataclasses.replace(
+    return dataclasses.replace(
         cfg,
         epochs=plan.epochs,
         learning_rate=plan.learning_rate,
@@ -294,32 +278,25 @@ def run(
         seed=plan.seed,
     )
 
-    def on_epoch(epoch: int, val_auc: float) -> bool:
-        say(
-            0.25 + 0.5 * (epoch + 1) / plan.epochs,
-            f"fine-tuning: epoch {epoch + 1} of {plan.epochs}, validation AUC {val_auc:.3f}",
-        )
-        return not stop()
 
-    say(0.25, f"fine-tuning: epoch 1 of {plan.epochs}")
-    outcome = train_model(
-        train + clinic * plan.clinic_repeat,
-        val,
-        cfg,
-        s,
-        verbose=0,
-        initial_weights=weights,
-        on_epoch=on_epoch,
-    )
-
-    say(0.78, "refitting the heart-cycle model and the calibration")
+def _refit_decision(
+    outcome: TrainOutcome,
+    cached: list[CachedRecord],
+    fit_on: list[CachedRecord],
+    val: list[CachedRecord],
+    cfg: TrainConfig,
+    s: Settings,
+    save: bool,
+) -> tuple[CycleModel, DecisionRule]:
+    """The heart-cycle model refitted on ``fit_on``, then calibration, threshold and band
+    from the validation records (as ``make train`` does)."""
     features = cycle_features_of(
-        [c.record for c in cached], cache, s, workers=os.cpu_count() or 1, save=not plan.limit
+        [c.record for c in cached], _cache_dir(s), s, workers=os.cpu_count() or 1, save=save
     )
     table = dict(zip([c.record.name for c in cached], features, strict=True))
-    for c in clinic:
-        table[c.record.name] = recording_cycle_features(utils.load_audio(c.record.path, s), s)
-    fit_on = train + clinic
+    for c in fit_on:
+        if c.record.name not in table:  # the clinic's recordings
+            table[c.record.name] = recording_cycle_features(utils.load_audio(c.record.path, s), s)
     cycle_model = fit_cycle_model(
         np.array([table[c.record.name] for c in fit_on]),
         np.array([c.record.label for c in fit_on]),
@@ -332,15 +309,24 @@ def run(
         cycle_model.logit(np.array([table[c.record.name] for c in val])),
         cfg.cycle_weight,
     )
-    rule = fit_decision(val_raw, np.array([c.record.label for c in val]), cfg)
-    if stop():
-        raise TrainingCancelled("stopped before export")
+    return cycle_model, fit_decision(val_raw, np.array([c.record.label for c in val]), cfg)
 
-    say(0.85, "exporting and registering the candidate")
+
+def _register_candidate(
+    registry: Registry,
+    base: Version,
+    outcome: TrainOutcome,
+    rule: DecisionRule,
+    cycle_model: CycleModel,
+    cfg: TrainConfig,
+    clinic_train: Sequence[LabelledRecording],
+    started: float,
+) -> Version:
+    """Export the fine-tuned model and register it, its card updated, as a candidate."""
     name = datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S") + "-clinic"
     out_dir = Path(tempfile.mkdtemp(prefix="auscult-retrain-"))
     try:
-        files = export_model(outcome.model, out_dir, s.model_name)
+        files = export_model(outcome.model, out_dir, registry.settings.model_name)
         card = base.card.to_dict()
         card.update(
             version=name,
@@ -363,16 +349,87 @@ def run(
         }
         card["metrics"] = {**card["metrics"], "lodo": {}}  # the recipe's LODO is the base's
         card["parent"] = base.name
-        candidate = registry.register(files["tflite"], card)
+        return registry.register(files["tflite"], card)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
 
+
+def run(
+    settings: Settings | None = None,
+    plan: RetrainPlan | None = None,
+    report: Callable[[float, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    promote: bool = True,
+) -> dict[str, Any]:
+    """One retraining run; the report (before/after figures, decision, timings)."""
+    import keras
+
+    s = settings or get_settings()
+    plan = plan or RetrainPlan()
+    say = report or (lambda p, stage: log.info("%3.0f%% %s", 100 * p, stage))
+    stop = should_stop or (lambda: False)
+    started = time.perf_counter()
+    registry = Registry(s)
+    registry.ensure()
+    base = registry.get(registry.active_name() or "")
+    clinic_train, clinic_held, held_labels = _clinic_sets(s, plan)
+
+    say(0.02, "reading the PhysioNet features")
+    cached, train, val, test = _physionet_split(s, plan)
+
+    say(0.08, "scoring the serving version")
+    fixed_paths = [c.record.path for c in test]
+    fixed_labels = np.array([c.record.label for c in test])
+    held_paths = [Path(i.audio_path) for i in clinic_held]
+
+    def score(runner: ModelRunner) -> dict[str, dict]:
+        return {
+            "fixed": _evaluate(runner, fixed_paths, fixed_labels, s),
+            "clinic": _evaluate(runner, held_paths, held_labels, s),
+        }
+
+    before = score(version_runner(base, s))
+
+    say(0.2, "reading the clinic's recordings")
+    clinic = _clinic_cached(clinic_train, s)
+    keras_path = base.folder / f"{s.model_name}.keras"
+    if not keras_path.is_file():
+        raise AuscultError(f"version {base.name} has no Keras weights to fine-tune")
+    weights = keras.models.load_model(keras_path, compile=False).get_weights()
+    cfg = _fine_tune_config(base, plan)
+
+    def on_epoch(epoch: int, val_auc: float) -> bool:
+        say(
+            0.25 + 0.5 * (epoch + 1) / plan.epochs,
+            f"fine-tuning: epoch {epoch + 1} of {plan.epochs}, validation AUC {val_auc:.3f}",
+        )
+        return not stop()
+
+    say(0.25, f"fine-tuning: epoch 1 of {plan.epochs}")
+    outcome = train_model(
+        train + clinic * plan.clinic_repeat,
+        val,
+        cfg,
+        s,
+        verbose=0,
+        initial_weights=weights,
+        on_epoch=on_epoch,
+    )
+
+    say(0.78, "refitting the heart-cycle model and the calibration")
+    cycle_model, rule = _refit_decision(
+        outcome, cached, train + clinic, val, cfg, s, save=not plan.limit
+    )
+    if stop():
+        raise TrainingCancelled("stopped before export")
+
+    say(0.85, "exporting and registering the candidate")
+    candidate = _register_candidate(
+        registry, base, outcome, rule, cycle_model, cfg, clinic_train, started
+    )
+
     say(0.9, "scoring the candidate")
-    cand_runner = version_runner(candidate, s)
-    after = {
-        "fixed": _evaluate(cand_runner, fixed_paths, fixed_labels, s),
-        "clinic": _evaluate(cand_runner, held_paths, held_labels, s),
-    }
+    after = score(version_runner(candidate, s))
     ok, why = promotion_decision(before, after)
     promoted = False
     if ok and promote:
