@@ -169,7 +169,7 @@ import sys
 sys.path.insert(0, {root!r})
 import dataclasses
 from pathlib import Path
-from auscult.registry import Registry, open_at_start
+from auscult.registry import Registry
 from config import Settings
 reg = Registry(dataclasses.replace(Settings(), work_dir=Path({work!r})))
 names = [v.name for v in reg.versions()]
@@ -204,7 +204,7 @@ import sys
 sys.path.insert(0, {root!r})
 import dataclasses, json
 from pathlib import Path
-from auscult.registry import Registry, open_at_start
+from auscult.registry import Registry
 from config import Settings
 reg = Registry(dataclasses.replace(Settings(), work_dir=Path({work!r})))
 card = json.loads(Path({card!r}).read_text())
