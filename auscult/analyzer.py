@@ -23,7 +23,7 @@ import numpy as np
 import utils
 from auscult.background import Background
 from auscult.calibration import logit
-from auscult.cycle_features import murmur_phase, read_heart_cycle
+from auscult.cycle_features import low_band_left_out, murmur_phase, read_heart_cycle
 from auscult.cycles import Cycles
 from auscult.quality import Quality
 from auscult.registry import Registry
@@ -232,6 +232,11 @@ class Analyzer:
             warnings.append(
                 f"recording is shorter than one {s.window_s:.0f} s analysis window; it was "
                 "repeated to fill it — a longer recording gives a firmer answer"
+            )
+        if low_band_left_out(evidence):
+            warnings.append(
+                "little sound below 80 Hz was recorded (as with a phone's microphone), so the "
+                "heart-cycle reading left that band out; low-pitched murmurs may be missed"
             )
         n_abnormal = int(np.sum(probs >= threshold))
         result = AnalysisResult(

@@ -33,6 +33,8 @@ __all__ = [
     "CycleModel",
     "cycle_features",
     "fit_cycle_model",
+    "low_band_captured",
+    "low_band_left_out",
     "murmur_phase",
     "read_heart_cycle",
     "recording_cycle_features",
@@ -43,6 +45,17 @@ FEATURE_NAMES = (
     *(f"{kind}_{lo}_{hi}" for lo, hi in BANDS_HZ for kind in ("s2", "systole", "diastole")),
     "period_cv",
 )
+_LOW_BAND = slice(0, 3)  # the 25–80 Hz features (FEATURE_NAMES is band-major)
+
+#: Level of 25–80 Hz relative to 80–160 Hz over the whole recording (dB) below which the
+#: device is taken not to have captured the lowest band: below every one of the 2,753
+#: PhysioNet 2016 recordings the cycle model learned from (lowest −5.2 dB, 1st percentile
+#: −1.0, median 9.1). There its gaps and its S1 hold the device's noise, not the heart, and
+#: their ratios would read as sound filling the gaps (the model's strongest feature is
+#: diastole at 25–80 Hz), so the band's features are left out (filled with the training
+#: medians). Phone microphones cut below ~100–200 Hz: 24 of 50 real phone recordings
+#: (phone_unlabelled, counted only) fall below this level.
+LOW_BAND_MIN_DB = -6.0
 
 
 def _band_levels(band: np.ndarray, rate: int) -> list[np.ndarray]:
@@ -78,7 +91,8 @@ def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:
     runs = complete_cycles(states)
     if not runs:
         return row
-    levels = gap_levels(np.stack(_band_levels(band, rate)), runs)  # 3 × (bands, cycles)
+    bands = np.stack(_band_levels(band, rate))
+    levels = gap_levels(bands, runs)  # 3 × (bands, cycles)
     # one row per feature (band-major, as FEATURE_NAMES), the median of its usable cycles:
     # the middle of the sorted usable values (the mean of the middle two), as np.median
     ratios = np.stack(levels, axis=1).reshape(3 * len(BANDS_HZ), -1)
@@ -88,9 +102,27 @@ def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:
     found = np.flatnonzero(count)
     middle = (ordered[found, (count[found] - 1) // 2] + ordered[found, count[found] // 2]) / 2
     row[found] = np.log(middle)
+    if not low_band_captured(bands):
+        row[_LOW_BAND] = np.nan
     periods = np.array([(nxt[0] - s1[0]) for s1, _, nxt in runs], dtype=np.float64)
     row[-1] = float(np.std(periods) / np.mean(periods))
     return row
+
+
+def low_band_captured(bands: np.ndarray) -> bool:
+    """Whether the recording holds 25–80 Hz at a level some stethoscope in training had
+    (:data:`LOW_BAND_MIN_DB`); ``bands`` are the frame levels of :func:`_band_levels`."""
+    low, next_band = np.mean(bands[0] ** 2), np.mean(bands[1] ** 2)
+    if next_band <= 0:
+        return low > 0
+    return bool(low > 0 and 10 * np.log10(low / next_band) >= LOW_BAND_MIN_DB)
+
+
+def low_band_left_out(features: np.ndarray) -> bool:
+    """Whether :func:`cycle_features` left out the 25–80 Hz band of a recording whose other
+    bands it measured (the device did not capture that band)."""
+    row = np.asarray(features, dtype=np.float64)
+    return bool(np.isnan(row[_LOW_BAND]).all() and np.isfinite(row[3:-1]).any())
 
 
 #: 90th percentile of the mid-systole and mid-diastole level relative to S1 at 320–640 Hz,

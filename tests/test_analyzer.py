@@ -62,6 +62,17 @@ def test_every_window_is_reported_and_the_record_probability_is_their_calibrated
     np.testing.assert_allclose(result.window_probabilities, calibrate(windows), rtol=1e-6)
 
 
+def test_a_recording_without_its_lowest_band_says_so(analyzer):
+    from scipy import signal as sps
+
+    x = synthetic.heart_sound(20.0, 4000, seed=3)
+    plain = analyzer.analyze(_wav(x, 4000))
+    assert not any("below 80 Hz" in w for w in plain.warnings)
+    phone_like = sps.sosfilt(sps.butter(3, 150, "highpass", fs=4000, output="sos"), x)
+    cut = analyzer.analyze(_wav(phone_like.astype(np.float32), 4000))
+    assert any("below 80 Hz" in w and "murmurs may be missed" in w for w in cut.warnings)
+
+
 def test_a_probability_inside_the_borderline_band_is_unsure_not_a_call(analyzer):
     recording = utils.load_audio(_wav(synthetic.heart_sound(20.0, 8000, bpm=72, seed=6), 8000))
     decided = analyzer.analyze_recording(recording).result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auscult.cycle_features import cycle_features, murmur_phase
+from auscult.cycle_features import cycle_features, low_band_left_out, murmur_phase
 from auscult.cycles import FRAME_RATE, complete_cycles, segment_cycles
 from auscult.synthetic import beat_times, heart_sound, noise, systole_s
 
@@ -52,6 +52,22 @@ def test_a_systolic_murmur_is_placed_in_systole():
     silent = cycle_features(np.zeros(5 * RATE), RATE, segment_cycles(np.zeros(5 * RATE), RATE))
     assert np.isnan(silent).all()
     assert murmur_phase(silent) == ""
+
+
+def test_a_device_that_missed_the_lowest_band_has_that_band_left_out_not_read_as_a_murmur():
+    from scipy import signal as sps
+
+    x = heart_sound(20, RATE, bpm=72, seed=3)
+    full = cycle_features(x, RATE, segment_cycles(x, RATE))
+    assert not low_band_left_out(full)
+    assert np.isfinite(full[:2]).all()  # S2 and systole at 25–80 Hz measured
+    gentle = sps.sosfilt(sps.butter(2, 100, "highpass", fs=RATE, output="sos"), x)
+    assert not low_band_left_out(cycle_features(gentle, RATE, segment_cycles(gentle, RATE)))
+    phone = sps.sosfilt(sps.butter(3, 150, "highpass", fs=RATE, output="sos"), x)
+    cut = cycle_features(phone, RATE, segment_cycles(phone, RATE))
+    assert low_band_left_out(cut)
+    assert np.isnan(cut[:3]).all()
+    assert np.isfinite(cut[3:]).all()
 
 
 def test_noise_shows_no_beats_but_still_has_best_guess_features_as_in_training():
