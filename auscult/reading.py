@@ -73,6 +73,11 @@ def recording_tips(result: AnalysisResult) -> tuple[str, ...]:
     joined = " ".join(result.warnings).lower()
     if "clipped" in joined:
         tips.append("The sound was too loud (clipped): lower the gain or press a little less hard.")
+    if "below 80 hz" in joined:
+        tips.append(
+            "This microphone missed the lowest heart sounds (phones do): if a murmur is "
+            "suspected, listen again with a stethoscope."
+        )
     if result.padded or result.duration_s < 10:
         tips.append(f"The recording is short ({result.duration_s:.0f} s): record 15–30 s.")
     if result.label == "unsure" and not result.borderline:

@@ -35,6 +35,17 @@ def test_normal_says_no_murmur_like_pattern():
     assert "follow up as usual" in r.next_step
 
 
+def test_a_phone_that_missed_the_low_band_is_told_to_listen_again_with_a_stethoscope():
+    warned = result(
+        warnings=(
+            "little sound below 80 Hz was recorded (as with a phone's "
+            "microphone), so the heart-cycle reading left that band out",
+        )
+    )
+    assert any("stethoscope" in tip for tip in reading(warned).tips)
+    assert not any("stethoscope" in tip for tip in reading(result()).tips)
+
+
 def test_unsure_says_too_poor_and_how_to_record_again():
     r = reading(result("unsure", 0.7, quality=0.1))
     assert r.headline == "Unsure"
