@@ -80,7 +80,8 @@ def _band_levels(band: np.ndarray, rate: int) -> list[np.ndarray]:
 
 
 def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:
-    """``(len(FEATURE_NAMES),)`` features of one recording; NaN where no cycle was found.
+    """``(len(FEATURE_NAMES),)`` features of one recording; NaN where no cycle was found,
+    and in the 25–80 Hz features when the device did not capture that band.
 
     ``band`` is ``ModelInput.band`` at ``rate`` Hz and ``cycles`` its segmentation (its
     ``evidence_states``: recordings without a regular beat get best-guess cycles too, as in
@@ -122,7 +123,8 @@ def low_band_left_out(features: np.ndarray) -> bool:
     """Whether :func:`cycle_features` left out the 25–80 Hz band of a recording whose other
     bands it measured (the device did not capture that band)."""
     row = np.asarray(features, dtype=np.float64)
-    return bool(np.isnan(row[_LOW_BAND]).all() and np.isfinite(row[3:-1]).any())
+    other_bands = row[_LOW_BAND.stop : -1]
+    return bool(np.isnan(row[_LOW_BAND]).all() and np.isfinite(other_bands).any())
 
 
 #: 90th percentile of the mid-systole and mid-diastole level relative to S1 at 320–640 Hz,
