@@ -3,7 +3,9 @@
     python scripts/preprocess.py [--data-dir DIR] [--out data/cache/physionet2016]
 
 Deterministic: the same data and config give byte-identical files. Writes
-``features.npy``, ``manifest.csv`` and ``preprocessing.json`` (see ``auscult/cache.py``).
+``features.npy``, ``manifest.csv`` and ``preprocessing.json`` (the log-mel, see
+``auscult/cache.py``) and ``cycle_features.npz`` (each record's heart-cycle features), so
+that training starts from features computed once.
 ``scripts/fast_batch_process.py`` writes the same files with a process pool.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import _common  # noqa: F401  (import path)
 
-from auscult.cache import build_cache, write_cache
+from auscult.cache import build_cache, cycle_features_of, write_cache
 from auscult.datasets import read_physionet
 from config import get_settings
 
@@ -40,6 +42,7 @@ def main(default_workers: int = 1) -> None:
         records = records[: args.limit]
     cached = build_cache(records, workers=args.workers)
     write_cache(args.out, cached)
+    cycle_features_of(records, args.out, workers=args.workers)
     frames = sum(c.features.shape[1] for c in cached)
     hours = sum(c.duration_s for c in cached) / 3600
     print(

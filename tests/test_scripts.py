@@ -92,6 +92,29 @@ def test_evaluate_reports_metrics_and_plots(tmp_path):
     assert unsure["count"] == unsure["too_poor"] + unsure["borderline"]
 
 
+def test_feature_cache_holds_the_heart_cycle_features_training_reads(tmp_path, physionet_dir):
+    """The cache step computes the cycle features once; training then reads, never recomputes."""
+    import numpy as np
+
+    from auscult import cache
+    from auscult.datasets import read_physionet
+
+    out = tmp_path / "cache"
+    proc = _run("scripts/fast_batch_process.py", "--limit", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {"features.npy", "manifest.csv", "cycle_features.npz"} <= {p.name for p in out.iterdir()}
+    records = read_physionet(physionet_dir)[:3]
+    saved = np.load(out / "cycle_features.npz")
+    assert list(saved["names"]) == [r.name for r in records]
+
+    def no_recomputing(*args, **kwargs):
+        raise AssertionError("cycle features were computed again")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache, "_each", no_recomputing)
+        np.testing.assert_array_equal(cache.cycle_features_of(records, out), saved["x"])
+
+
 def test_retrain_from_uploads_keeps_good_rows_and_says_which_it_refused(tmp_path, physionet_dir):
     import csv
     import os
