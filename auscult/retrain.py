@@ -53,6 +53,7 @@ from auscult.datasets import LabelledRecord, read_physionet, split_records
 from auscult.errors import AuscultError, BusyError, InvalidRequestError
 from auscult.inbox import write_atomically
 from auscult.metrics import binary_metrics
+from auscult.model import custom_objects
 from auscult.registry import Registry, Version
 from auscult.runner import ModelRunner, sha256_of
 from auscult.training import (
@@ -395,7 +396,9 @@ def run(
     keras_path = base.folder / f"{s.model_name}.keras"
     if not keras_path.is_file():
         raise AuscultError(f"version {base.name} has no Keras weights to fine-tune")
-    weights = keras.models.load_model(keras_path, compile=False).get_weights()
+    weights = keras.models.load_model(
+        keras_path, compile=False, custom_objects=custom_objects()
+    ).get_weights()
     cfg = _fine_tune_config(base, plan)
 
     def on_epoch(epoch: int, val_auc: float) -> bool:

@@ -15,6 +15,7 @@ import utils
 from auscult.analyzer import Analyzer
 from auscult.datasets import read_physionet, split_records
 from auscult.metrics import roc_auc
+from auscult.model import custom_objects
 from auscult.runner import ModelRunner, sha256_of
 from config import get_settings
 
@@ -55,7 +56,7 @@ def test_keras_and_litert_outputs_agree():
     import keras
 
     s = get_settings()
-    model = keras.models.load_model(s.keras_path)
+    model = keras.models.load_model(s.keras_path, custom_objects=custom_objects())
     runner = ModelRunner.from_settings(s)
     rng = np.random.default_rng(0)
     windows = rng.normal(0, 1, size=(16, s.n_mels, s.window_frames)).astype(np.float32)
@@ -148,3 +149,43 @@ def test_analyses_at_the_same_time_each_get_an_interpreter_and_their_own_scores(
         together = list(pool.map(runner.predict, batches))
     for a, b in zip(alone, together, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_relaxed_frequency_norm_by_band_ignores_each_bands_gain_and_offset():
+    """Normalising each band over time and channels removes a device's per-band colouring."""
+
+    norm = custom_objects()["RelaxedFreqNorm"]
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, size=(2, 8, 50, 4)).astype(np.float32)
+    gain = rng.uniform(0.5, 4.0, size=(1, 8, 1, 1)).astype(np.float32)
+    offset = rng.normal(0, 3, size=(1, 8, 1, 1)).astype(np.float32)
+    by_band = np.asarray(norm(0.0)(x))
+    np.testing.assert_allclose(np.asarray(norm(0.0)(gain * x + offset)), by_band, atol=1e-3)
+    np.testing.assert_allclose(by_band.mean(axis=(2, 3)), 0.0, atol=1e-5)
+    whole = np.asarray(norm(1.0)(x))
+    np.testing.assert_allclose(whole.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(whole.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(norm(0.5)(x)), (whole + by_band) / 2, atol=1e-5)
+
+
+def test_a_model_with_relaxed_frequency_norm_saves_reloads_and_exports_to_litert(tmp_path):
+    import keras
+
+    from auscult.model import ModelParams, build_model
+    from auscult.runner import _Interpreter
+    from auscult.training import export_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(32, 200, ModelParams(rfn_blocks=2))
+    assert [layer.name for layer in model.layers if layer.name.startswith("rfn")] == [
+        "rfn0",
+        "rfn1",
+    ]
+    files = export_model(model, tmp_path, "rfn")
+    x = np.random.default_rng(1).normal(0, 1, size=(3, 32, 200, 1)).astype(np.float32)
+    expected = model.predict(x, verbose=0).ravel()
+    reloaded = keras.models.load_model(
+        files["keras"], compile=False, custom_objects=custom_objects()
+    )
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0).ravel(), expected, atol=1e-6)
+    np.testing.assert_allclose(_Interpreter(files["tflite"]).run([x]), expected, atol=1e-4)
