@@ -20,12 +20,12 @@ $(PY):
 	$(PIP) install --upgrade pip
 
 # Re-install only when a requirements file changed (stamp files).
-$(VENV)/.runtime: requirements.txt | $(PY)
-	$(PIP) install -r requirements.txt
+$(VENV)/.runtime: requirements.txt constraints.txt | $(PY)
+	$(PIP) install -r requirements.txt -c constraints.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
-	$(PIP) install -r requirements-dev.txt
+$(VENV)/.dev: requirements.txt requirements-dev.txt constraints.txt | $(PY)
+	$(PIP) install -r requirements-dev.txt -c constraints.txt
 	touch $(VENV)/.runtime $@
 
 setup: $(VENV)/.runtime

@@ -272,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = check_dependencies()
     if missing:
         say(f"Missing Python packages: {', '.join(missing)}.")
-        say(f"  Install them with:  {sys.executable} -m pip install -r requirements.txt")
+        say(
+            f"  Install them with:  {sys.executable} -m pip install -r requirements.txt "
+            "-c constraints.txt   (or run: make run)"
+        )
         return 2
     app_path = args.app.resolve()
     if not app_path.is_file():

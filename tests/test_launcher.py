@@ -198,7 +198,7 @@ def test_missing_packages_are_named_with_the_install_command(monkeypatch, capsys
     assert launcher.main(["--no-browser", "--app", str(app_path)]) == 2
     out = capsys.readouterr().out
     assert "qrcode, uvicorn" in out
-    assert "pip install -r requirements.txt" in out
+    assert "pip install -r requirements.txt -c constraints.txt" in out
 
 
 def test_check_dependencies_reports_missing_modules():
