@@ -19,7 +19,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-# Re-install only when a requirements file changed (stamp files).
+# Re-install only when a requirements or constraints file changed (stamp files).
 $(VENV)/.runtime: requirements.txt constraints.txt | $(PY)
 	$(PIP) install -r requirements.txt -c constraints.txt
 	touch $@

@@ -52,7 +52,7 @@ def build_model(n_mels: int, n_frames: int, params: ModelParams = ModelParams())
 
 
 def custom_objects() -> dict[str, Any]:
-    """The project's own layers, for ``keras.models.load_model``."""
+    """The project's own layers, for ``keras.models.load_model`` (the one way they are found)."""
     return {"RelaxedFreqNorm": _relaxed_freq_norm()}
 
 
@@ -68,7 +68,6 @@ def _relaxed_freq_norm() -> type:
     import keras
     from keras import ops
 
-    @keras.saving.register_keras_serializable(package="auscult")
     class RelaxedFreqNorm(keras.layers.Layer):
         def __init__(self, relax: float = 0.5, epsilon: float = 1e-5, **kwargs: Any) -> None:
             super().__init__(**kwargs)

@@ -153,7 +153,6 @@ def test_analyses_at_the_same_time_each_get_an_interpreter_and_their_own_scores(
 
 def test_relaxed_frequency_norm_by_band_ignores_each_bands_gain_and_offset():
     """Normalising each band over time and channels removes a device's per-band colouring."""
-
     norm = custom_objects()["RelaxedFreqNorm"]
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, size=(2, 8, 50, 4)).astype(np.float32)
