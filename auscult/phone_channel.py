@@ -54,7 +54,10 @@ PHONE_FORMATS = {
     "mp4": ("aac", 48000),  # iOS Safari's MediaRecorder (.m4a/.mp4)
 }
 MIC_ORDER = 3  # the microphone low cut's Butterworth order
-NOISE_KINDS = ("phone", "room", "handling", "rubbing", "speech")
+#: Noise-only recordings the quality gate must refuse: what a phone picks up when it is not on
+#: a chest. Music and feedback whistles are in the artifact class of the PASCAL 2011 phone
+#: recordings ("feedback squeals and echoes, speech, music and noise").
+NOISE_KINDS = ("phone", "room", "handling", "rubbing", "speech", "music", "feedback")
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,8 @@ def phone_noise_bank(folder: Path | str, seconds_per_file: float = 4.0) -> np.nd
 
 
 def _synthetic_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS noise at 48 kHz of one kind: room, handling, rubbing or speech-like."""
+    """Unit-RMS noise at 48 kHz of one kind: room, handling, rubbing, speech-like, music or a
+    feedback whistle."""
     t = np.arange(n) / PHONE_RATE
     if kind == "room":  # pink-ish room noise with mains hum
         white = rng.standard_normal(n)
@@ -154,10 +158,53 @@ def _synthetic_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t + rng.uniform(0, 6)), 0, 1)
         words = np.interp(t, np.linspace(0, t[-1], 30), (rng.random(30) < 0.7).astype(float))
         x *= syllables * words
+    elif kind == "music":
+        x = _music(n, rng)
+    elif kind == "feedback":  # a whistle that swells and fades, drifting slightly in pitch
+        pitch = rng.uniform(250.0, 2500.0) * (
+            1 + 0.03 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t)
+        )
+        swell = np.clip(np.interp(t, np.linspace(0, t[-1], 20), rng.uniform(0, 1.5, 20)), 0, 1)
+        x = swell * np.sin(2 * np.pi * np.cumsum(pitch) / PHONE_RATE) + 0.05 * rng.standard_normal(
+            n
+        )
     else:
         raise ValueError(f"unknown noise kind {kind!r}; choose one of {NOISE_KINDS}")
     x = np.asarray(x, dtype=np.float64)
     return (x / max(float(np.sqrt(np.mean(x * x))), 1e-12)).astype(np.float32)
+
+
+def _music(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Music with a beat at 60–140 bpm: kick and snare, bass and chords, a sung line.
+
+    The hard case for a rhythm-based gate: the drums repeat like S1 and S2, and most of the
+    power stays below 1 kHz, where the high-band rule cannot see it.
+    """
+    t = np.arange(n) / PHONE_RATE
+    beat = 60.0 / rng.uniform(60.0, 140.0)
+    x = np.zeros(n)
+    for k, onset in enumerate(np.arange(rng.uniform(0, beat), t[-1], beat / 2)):
+        i = int(onset * PHONE_RATE)
+        tt = np.arange(min(n - i, int(0.25 * PHONE_RATE))) / PHONE_RATE
+        if k % 2 == 0:  # kick: a thump falling from 120 to 50 Hz
+            sweep = 50.0 + 70.0 * np.exp(-tt / 0.03)
+            x[i : i + len(tt)] += (
+                2.0 * np.sin(2 * np.pi * np.cumsum(sweep) / PHONE_RATE) * np.exp(-tt / 0.08)
+            )
+        else:  # snare: a noise burst
+            x[i : i + len(tt)] += 0.6 * rng.standard_normal(len(tt)) * np.exp(-tt / 0.04)
+    for bar in np.arange(0.0, t[-1], 4 * beat):  # a new chord every bar
+        i, j = int(bar * PHONE_RATE), min(n, int((bar + 4 * beat) * PHONE_RATE))
+        root, tt = 55.0 * 2 ** (rng.integers(0, 12) / 12), t[i:j]
+        for harmonic, level in ((1, 0.8), (2, 0.4), (3, 0.2)):
+            x[i:j] += level * np.sin(2 * np.pi * root * harmonic * tt)
+        for semitones in (24, 28, 31):
+            tremolo = 1 + 0.5 * np.sin(2 * np.pi * 5 * tt)
+            x[i:j] += 0.25 * np.sin(2 * np.pi * root * 2 ** (semitones / 12) * tt) * tremolo
+    f0 = rng.uniform(180.0, 400.0) * (1 + 0.05 * np.sin(2 * np.pi * 0.5 * t))
+    voice = sum(np.sin(2 * np.pi * np.cumsum(f0 * h) / PHONE_RATE) / h for h in range(1, 12))
+    voice = voice * np.clip(np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t), 0, 1)
+    return x / np.std(x) + 0.5 * voice / max(float(np.std(voice)), 1e-9)
 
 
 def _noise(kind: str, n: int, bank: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -3,7 +3,9 @@
 A heart-sound recording worth judging has a regular beat: its energy envelope repeats once
 per cardiac cycle. The height of the envelope's autocorrelation peak in the heart-rate range
 measures that regularity (0 = no rhythm, 1 = perfectly periodic); the peak's lag gives the
-heart rate. Noise, speech, rubbing and an unplaced microphone have no such peak.
+heart rate. Noise, speech, rubbing and an unplaced microphone have no such peak. Music has
+one (its drum beat), so a second check refuses sound held in sustained tones
+(:func:`tonal_share`), which a heartbeat never is.
 
 The peak is measured in short overlapping segments (6 s, every 2 s) and the median taken:
 real hearts speed up and slow down (breathing, arrhythmia) and real recordings hold bursts
@@ -38,6 +40,7 @@ __all__ = [
     "segment_autocorrelation",
     "segment_periodicity",
     "sound_levels",
+    "tonal_share",
 ]
 
 ENVELOPE_RATE = 50  # Hz
@@ -55,6 +58,20 @@ RATE_MIN_SCORE = 0.35
 #: (phone_unlabelled) the median share is 0.7 %, the 90th percentile 24 %; synthetic speech
 #: and rubbing through a phone channel hold 72–89 %.
 HIGH_BAND_FREE, HIGH_BAND_ZERO = 0.3, 0.6
+#: Share of the 60–900 Hz power held in narrow spectral lines (sustained tones: music, a
+#: whistle, feedback) from which the score falls, and at which it is 0. A heartbeat has no
+#: sustained tone: the 1,928 PhysioNet 2016 training records reach at most 0.62 (median
+#: 0.01; validation and test records at most 0.61 and 0.31), 50 real phone recordings
+#: pressed to the chest at most 0.24, while music with a drum beat through a phone channel,
+#: which the rhythm check takes for a heartbeat, holds 0.80–0.93.
+TONAL_FREE, TONAL_ZERO = 0.7, 0.8
+TONAL_WINDOW_S = 0.256  # 3.9 Hz bins: a tone is one narrow line, a heart sound a broad hump
+#: Below 60 Hz the 25 Hz high-pass corner turns a heart sound's broad low hump into a peak.
+TONAL_BAND_HZ = (60.0, 900.0)
+TONAL_PROMINENCE_DB = 10.0  # a line stands this far above the bins 3 bins away on both sides
+#: Mains hum and its strong low harmonics (50/60 Hz … 360 Hz, ± the two bins a tone falls
+#: between) are no music: a stethoscope's hum is no reason to refuse a heartbeat.
+MAINS_HALF_WIDTH_HZ, MAINS_TOP_HZ = 6.0, 900.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,7 @@ class Quality:
     heart_rate_bpm: float | None  # None when no regular beat was found
     clip_fraction: float
     high_band_share: float = 0.0  # power above ~1 kHz (speech, rubbing, room noise), 0–1
+    tonal_share: float = 0.0  # power in sustained tones (music, a whistle), 0–1
 
     @property
     def problem(self) -> str:
@@ -74,6 +92,11 @@ class Quality:
             return (
                 f"{self.high_band_share:.0%} of the sound lies above the heart-sound range — "
                 "speech, rubbing or room noise rather than a heartbeat"
+            )
+        if self.tonal_share > TONAL_FREE:
+            return (
+                f"{self.tonal_share:.0%} of the sound is sustained tones — music, a whistle or "
+                "feedback rather than a heartbeat"
             )
         if self.clip_fraction >= 0.05:
             return f"{self.clip_fraction:.0%} of the samples are clipped (too loud)"
@@ -119,6 +142,44 @@ def envelope(x: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.n
     if len(env) > 15:
         env = zero_phase(2, ENVELOPE_LOWPASS_HZ, "lowpass", ENVELOPE_RATE)(env)
     return env - env.mean()
+
+
+def tonal_share(x: np.ndarray, rate: int) -> float:
+    """Share (0–1) of the signal's 60–900 Hz power that lies in narrow spectral lines.
+
+    Spectra of 256 ms Hann frames (every 128 ms); a bin is a line where it is a local
+    maximum standing ``TONAL_PROMINENCE_DB`` above the bins three away on both sides (a
+    Hann window keeps a pure tone within ±2 bins). Each line counts with its two
+    neighbours, summed over the whole recording, so a faint tone in quiet diastole weighs
+    little against the heart sounds. Mains hum (50/60 Hz and its harmonics up to 360 Hz) is
+    left out.
+    """
+    width = int(TONAL_WINDOW_S * rate)
+    if len(x) < width:
+        return 0.0
+    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(x, np.float64), width)
+    frames = frames[:: width // 2] * np.hanning(width)
+    power = np.abs(np.fft.rfft(frames, axis=1)).T ** 2 + 1e-20  # (bins, frames)
+    freqs = np.fft.rfftfreq(width, 1.0 / rate)
+    keep = (freqs >= TONAL_BAND_HZ[0]) & (freqs <= TONAL_BAND_HZ[1])
+    for mains in (50.0, 60.0):
+        harmonic = np.abs(freqs - mains * np.round(freqs / mains)) <= MAINS_HALF_WIDTH_HZ
+        keep &= ~(harmonic & (freqs <= MAINS_TOP_HZ))
+    db, k = 10.0 * np.log10(power), 3
+    mid = db[k:-k]
+    line = np.zeros(power.shape, dtype=bool)
+    line[k:-k] = (
+        (mid >= db[k - 1 : -k - 1])
+        & (mid >= db[k + 1 : len(db) - k + 1])
+        & (mid - db[: -2 * k] >= TONAL_PROMINENCE_DB)
+        & (mid - db[2 * k :] >= TONAL_PROMINENCE_DB)
+    )
+    near = line.copy()
+    near[1:] |= line[:-1]
+    near[:-1] |= line[1:]
+    in_band = power[keep]
+    total = float(in_band.sum())
+    return float(in_band[near[keep]].sum() / total) if total > 0 else 0.0
 
 
 def _lag_range() -> tuple[int, int]:
@@ -239,7 +300,8 @@ def assess_quality(
         every 1 % clipped costs 2 % of the score.
     high_band_share : float
         Share of the decoded recording's power above ~1 kHz (``ModelInput.high_band_share``);
-        from 0.3 the score falls linearly, to 0 at 0.6.
+        from 0.3 the score falls linearly, to 0 at 0.6. The share of sustained tones
+        (:func:`tonal_share`) lowers it the same way from 0.7 to 0.8.
     levels : numpy.ndarray, optional
         ``sound_levels(x, rate)`` when already computed.
 
@@ -262,11 +324,14 @@ def assess_quality(
             period = _beat_period(curves[peaks >= periodicity].mean(axis=0))
             bpm = 60.0 * ENVELOPE_RATE / period if period else None
     in_band = np.clip((HIGH_BAND_ZERO - high_band_share) / (HIGH_BAND_ZERO - HIGH_BAND_FREE), 0, 1)
-    score = regularity * (1.0 - min(1.0, 2.0 * clip_fraction)) * float(in_band)
+    tones = tonal_share(x, rate)
+    untonal = np.clip((TONAL_ZERO - tones) / (TONAL_ZERO - TONAL_FREE), 0, 1)
+    score = regularity * (1.0 - min(1.0, 2.0 * clip_fraction)) * float(in_band * untonal)
     return Quality(
         score=score,
         periodicity=periodicity,
         heart_rate_bpm=bpm,
         clip_fraction=clip_fraction,
         high_band_share=high_band_share,
+        tonal_share=tones,
     )

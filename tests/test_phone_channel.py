@@ -50,7 +50,7 @@ def test_noise_is_added_at_the_asked_snr(snr_db):
     assert measured == pytest.approx(snr_db, abs=2.0)
 
 
-@pytest.mark.parametrize("kind", ["speech", "rubbing", "room", "handling"])
+@pytest.mark.parametrize("kind", ["speech", "rubbing", "room", "handling", "music", "feedback"])
 def test_noise_only_recordings_hold_no_heartbeat(kind):
     from auscult.quality import assess_quality
 

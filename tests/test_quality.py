@@ -10,7 +10,7 @@ import pytest
 
 import utils
 from auscult import synthetic
-from auscult.quality import assess_quality
+from auscult.quality import TONAL_FREE, assess_quality, tonal_share
 from config import Settings
 
 RATE = 8000
@@ -199,6 +199,35 @@ def test_sound_mostly_above_the_heart_band_is_refused_a_heart_on_a_phone_is_not(
     assert mi.high_band_share > 0.6
     assert q.score == 0.0
     assert "above the heart-sound range" in q.problem
+
+
+def test_music_with_a_beat_is_refused_as_tones_a_heartbeat_with_mains_hum_is_not():
+    """A drum beat repeats like S1 and S2 and stays below 1 kHz: only its tones give it away."""
+    from auscult.phone_channel import noise_only
+
+    rec = utils.load_audio(noise_only("music", 15.0, np.random.default_rng(8)))
+    mi = utils.model_input(rec)
+    q = assess_quality(mi.band, BAND, rec.clip_fraction, mi.high_band_share)
+    assert q.tonal_share > 0.8
+    assert q.score == 0.0
+    assert "music" in q.problem
+
+    t = np.arange(int(20.0 * RATE)) / RATE
+    heart = synthetic.heart_sound(20.0, RATE, seed=9, murmur=True)
+    for mains in (50.0, 60.0):  # hum as loud as the heart sounds, and three times as loud
+        for level in (1.0, 3.0):
+            hum = sum(np.sin(2 * np.pi * mains * h * t) / h for h in (1, 2, 3))
+            x = heart + level * np.std(heart) * hum
+            q = assess_quality(prepared(x.astype(np.float32)), BAND)
+            assert q.tonal_share < 0.1, (mains, level)
+            assert q.score >= MIN_QUALITY
+
+
+@pytest.mark.data
+def test_no_real_heart_recording_is_taken_for_tones(physionet_dir):
+    for _, _, path in _spread_records(physionet_dir, per_database=17):
+        rec = utils.load_audio(path)
+        assert tonal_share(prepared(rec.samples, rec.sample_rate), BAND) < TONAL_FREE, path.name
 
 
 def heart_at_48k(seed: int) -> np.ndarray:
