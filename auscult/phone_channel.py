@@ -160,14 +160,8 @@ def _synthetic_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         x *= syllables * words
     elif kind == "music":
         x = _music(n, rng)
-    elif kind == "feedback":  # a whistle that swells and fades, drifting slightly in pitch
-        pitch = rng.uniform(250.0, 2500.0) * (
-            1 + 0.03 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t)
-        )
-        swell = np.clip(np.interp(t, np.linspace(0, t[-1], 20), rng.uniform(0, 1.5, 20)), 0, 1)
-        x = swell * np.sin(2 * np.pi * np.cumsum(pitch) / PHONE_RATE) + 0.05 * rng.standard_normal(
-            n
-        )
+    elif kind == "feedback":
+        x = _feedback(t, rng)
     else:
         raise ValueError(f"unknown noise kind {kind!r}; choose one of {NOISE_KINDS}")
     x = np.asarray(x, dtype=np.float64)
@@ -205,6 +199,14 @@ def _music(n: int, rng: np.random.Generator) -> np.ndarray:
     voice = sum(np.sin(2 * np.pi * np.cumsum(f0 * h) / PHONE_RATE) / h for h in range(1, 12))
     voice = voice * np.clip(np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t), 0, 1)
     return x / np.std(x) + 0.5 * voice / max(float(np.std(voice)), 1e-9)
+
+
+def _feedback(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A feedback whistle at 250–2500 Hz that swells and fades, drifting slightly in pitch."""
+    pitch = rng.uniform(250.0, 2500.0) * (1 + 0.03 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t))
+    swell = np.clip(np.interp(t, np.linspace(0, t[-1], 20), rng.uniform(0, 1.5, 20)), 0, 1)
+    whistle = swell * np.sin(2 * np.pi * np.cumsum(pitch) / PHONE_RATE)
+    return whistle + 0.05 * rng.standard_normal(len(t))
 
 
 def _noise(kind: str, n: int, bank: np.ndarray, rng: np.random.Generator) -> np.ndarray:
