@@ -69,9 +69,9 @@ TONAL_WINDOW_S = 0.256  # 3.9 Hz bins: a tone is one narrow line, a heart sound 
 #: Below 60 Hz the 25 Hz high-pass corner turns a heart sound's broad low hump into a peak.
 TONAL_BAND_HZ = (60.0, 900.0)
 TONAL_PROMINENCE_DB = 10.0  # a line stands this far above the bins 3 bins away on both sides
-#: Mains hum and its strong low harmonics (50/60 Hz … 360 Hz, ± the two bins a tone falls
-#: between) are no music: a stethoscope's hum is no reason to refuse a heartbeat.
-MAINS_HALF_WIDTH_HZ, MAINS_TOP_HZ = 6.0, 900.0
+#: Mains hum (50/60 Hz and every harmonic in the band, ± the two bins a tone falls between)
+#: is no music: a stethoscope's hum is no reason to refuse a heartbeat.
+MAINS_HALF_WIDTH_HZ = 6.0
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,7 @@ def tonal_share(x: np.ndarray, rate: int) -> float:
     maximum standing ``TONAL_PROMINENCE_DB`` above the bins three away on both sides (a
     Hann window keeps a pure tone within ±2 bins). Each line counts with its two
     neighbours, summed over the whole recording, so a faint tone in quiet diastole weighs
-    little against the heart sounds. Mains hum (50/60 Hz and its harmonics up to 360 Hz) is
-    left out.
+    little against the heart sounds. Mains hum (50/60 Hz and its harmonics) is left out.
     """
     width = int(TONAL_WINDOW_S * rate)
     if len(x) < width:
@@ -163,8 +162,7 @@ def tonal_share(x: np.ndarray, rate: int) -> float:
     freqs = np.fft.rfftfreq(width, 1.0 / rate)
     keep = (freqs >= TONAL_BAND_HZ[0]) & (freqs <= TONAL_BAND_HZ[1])
     for mains in (50.0, 60.0):
-        harmonic = np.abs(freqs - mains * np.round(freqs / mains)) <= MAINS_HALF_WIDTH_HZ
-        keep &= ~(harmonic & (freqs <= MAINS_TOP_HZ))
+        keep &= np.abs(freqs - mains * np.round(freqs / mains)) > MAINS_HALF_WIDTH_HZ
     db, k = 10.0 * np.log10(power), 3
     mid = db[k:-k]
     line = np.zeros(power.shape, dtype=bool)
