@@ -159,7 +159,7 @@ def _synthetic_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         words = np.interp(t, np.linspace(0, t[-1], 30), (rng.random(30) < 0.7).astype(float))
         x *= syllables * words
     elif kind == "music":
-        x = _music(n, rng)
+        x = _music(t, rng)
     elif kind == "feedback":
         x = _feedback(t, rng)
     else:
@@ -168,13 +168,13 @@ def _synthetic_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return (x / max(float(np.sqrt(np.mean(x * x))), 1e-12)).astype(np.float32)
 
 
-def _music(n: int, rng: np.random.Generator) -> np.ndarray:
+def _music(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Music with a beat at 60–140 bpm: kick and snare, bass and chords, a sung line.
 
     The hard case for a rhythm-based gate: the drums repeat like S1 and S2, and most of the
     power stays below 1 kHz, where the high-band rule cannot see it.
     """
-    t = np.arange(n) / PHONE_RATE
+    n = len(t)
     beat = 60.0 / rng.uniform(60.0, 140.0)
     x = np.zeros(n)
     for k, onset in enumerate(np.arange(rng.uniform(0, beat), t[-1], beat / 2)):

@@ -278,6 +278,12 @@ def calibrated_score(periodicity: float, duration_s: float) -> float:
     return float(np.clip(score, 0.0, 1.0))
 
 
+def _falling(share: float, free: float, zero: float) -> float:
+    """1 up to ``free``, falling linearly to 0 at ``zero``: how much of the score a share of
+    non-heart sound leaves."""
+    return float(np.clip((zero - share) / (zero - free), 0.0, 1.0))
+
+
 def assess_quality(
     x: np.ndarray,
     rate: int,
@@ -321,10 +327,13 @@ def assess_quality(
             # Average the curves of the more periodic half: one clear peak per beat.
             period = _beat_period(curves[peaks >= periodicity].mean(axis=0))
             bpm = 60.0 * ENVELOPE_RATE / period if period else None
-    in_band = np.clip((HIGH_BAND_ZERO - high_band_share) / (HIGH_BAND_ZERO - HIGH_BAND_FREE), 0, 1)
     tones = tonal_share(x, rate)
-    untonal = np.clip((TONAL_ZERO - tones) / (TONAL_ZERO - TONAL_FREE), 0, 1)
-    score = regularity * (1.0 - min(1.0, 2.0 * clip_fraction)) * float(in_band * untonal)
+    score = (
+        regularity
+        * (1.0 - min(1.0, 2.0 * clip_fraction))
+        * _falling(high_band_share, HIGH_BAND_FREE, HIGH_BAND_ZERO)
+        * _falling(tones, TONAL_FREE, TONAL_ZERO)
+    )
     return Quality(
         score=score,
         periodicity=periodicity,
