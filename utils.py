@@ -419,7 +419,25 @@ def load_audio(source: AudioSource, settings: Settings | None = None) -> Recordi
         mixer, truncated = decoded
         if truncated:
             warnings.append("the file ends early (truncated); only the readable part was used")
+        elif mixer.frames == 0 and (found := _samples_after_empty_header(src, s)) is not None:
+            mixer = found
+            warnings.append(
+                "the file's header says it holds no audio (the recorder may have stopped "
+                "before finishing it); the audio after the header was used"
+            )
     return _finish(mixer, s, warnings)
+
+
+def _samples_after_empty_header(src: _Source, s: Settings) -> _Mixer | None:
+    """The audio of a file whose header declares 0 frames, read to its end (None: none).
+
+    A WAV recorder that is stopped before it writes the length leaves a data size of 0;
+    libsndfile then reads nothing, FFmpeg reads the samples that follow.
+    """
+    try:
+        return _decode_pyav(src, s)
+    except NotAudioError:  # nothing after the header either (a too-long one still says so)
+        return None
 
 
 # --------------------------------------------------------------------------------------

@@ -408,6 +408,18 @@ def test_streamed_wav_with_unknown_length_is_not_called_truncated(wav_bytes):
 
 
 @degenerate
+def test_wav_whose_header_declares_no_audio_is_read_to_its_end(wav_bytes):
+    """A recorder stopped before it wrote the length leaves a data size of 0, not 0xFFFFFFFF."""
+    data = bytearray(wav_bytes(heart_at(RATE, seconds=5.0), RATE))
+    data[40:44] = (0).to_bytes(4, "little")
+
+    rec = utils.load_audio(bytes(data))
+
+    assert rec.duration_s == pytest.approx(5.0)
+    assert any("header says it holds no audio" in w for w in rec.warnings)
+
+
+@degenerate
 @pytest.mark.parametrize("seed", range(3))
 def test_random_bytes_are_refused(seed):
     junk = np.random.default_rng(seed).bytes(50_000)
