@@ -144,6 +144,10 @@ def _riff_data_missing(head: bytes, size: int) -> bool:
 #: libsndfile subtypes read as int16 and scaled here: its own float conversion is ~15×
 #: slower than NumPy's, and a 30 s 48 kHz phone WAV is 1.4 M samples.
 _INT16_SUBTYPES = frozenset({"PCM_16", "PCM_S8", "PCM_U8"})
+#: Linear 8-bit audio has 256 levels: a heart recording at a typical level (RMS ~2 % of full
+#: scale) spans only a few steps (the first 8 s of a PhysioNet record, exported so, moved
+#: from 0.23 to 0.06).
+_8_BIT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8"})
 #: Frames decoded at a time. Checks and the mono mix run block by block, so a file never
 #: exists in memory as a whole multi-channel float array, and decoding stops as soon as a
 #: recording proves too long (a small file can decode to hours: a decompression bomb).
@@ -285,9 +289,9 @@ class _Mixer:
         return max(float(variance.max()), 0.0)
 
 
-def _decode_soundfile(src: _Source, s: Settings) -> tuple[_Mixer, bool] | None:
+def _decode_soundfile(src: _Source, s: Settings, warnings: list[str]) -> tuple[_Mixer, bool] | None:
     """Decode with libsndfile block by block; (mixer, truncated), or None when it cannot read
-    the format at all."""
+    the format at all. Adds what the format itself costs to ``warnings``."""
     import soundfile as sf
 
     stream = src.open()
@@ -299,6 +303,11 @@ def _decode_soundfile(src: _Source, s: Settings) -> tuple[_Mixer, bool] | None:
     with stream, f:
         mixer = _Mixer(f.samplerate, f.channels, s, f.frames if f.frames > 0 else None)
         as_int16 = f.subtype in _INT16_SUBTYPES
+        if f.subtype in _8_BIT_SUBTYPES:
+            warnings.append(
+                "the file is 8-bit audio: quiet heart sounds and murmurs lose detail in its "
+                "coarse steps and the answer can change; record or export at 16 bit"
+            )
         while True:
             if as_int16:
                 raw = f.read(BLOCK_FRAMES, dtype="int16", always_2d=True)
@@ -412,7 +421,7 @@ def load_audio(source: AudioSource, settings: Settings | None = None) -> Recordi
     if src.size == 0:
         raise NotAudioError(f"{src.name} is empty (0 bytes); record or export it again")
     warnings: list[str] = []
-    decoded = _decode_soundfile(src, s)
+    decoded = _decode_soundfile(src, s, warnings)
     if decoded is None:
         mixer = _decode_pyav(src, s)
     else:

@@ -373,6 +373,17 @@ def test_truncated_wav_is_analysed_with_a_warning(wav_bytes):
     assert utils.model_input(rec).windows.shape[0] >= 5
 
 
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16"])
+def test_8_bit_audio_is_analysed_with_a_warning_about_its_coarse_steps(subtype):
+    buf = io.BytesIO()
+    sf.write(buf, heart_at(RATE, seconds=5.0), RATE, format="WAV", subtype=subtype)
+
+    rec = utils.load_audio(buf.getvalue())
+
+    assert rec.duration_s == pytest.approx(5.0)
+    assert any("8-bit" in w for w in rec.warnings) == (subtype == "PCM_U8")
+
+
 # --------------------------------------------------------------------------------------
 # unusable input: one clear message each, never a crash or a warning
 # --------------------------------------------------------------------------------------
