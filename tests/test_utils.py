@@ -407,27 +407,22 @@ def test_wav_truncated_to_its_header_is_refused(wav_bytes):
 
 
 @degenerate
-def test_streamed_wav_with_unknown_length_is_not_called_truncated(wav_bytes):
-    """Streaming writers put 0xFFFFFFFF in the size fields when they cannot seek back."""
+@pytest.mark.parametrize(
+    ("declared", "says_so"),
+    [(0xFFFFFFFF, False), (0, True)],
+    ids=["streamed, length unknown", "recorder stopped before writing the length"],
+)
+def test_wav_whose_length_was_never_written_is_read_to_its_end(wav_bytes, declared, says_so):
+    """Streaming writers put 0xFFFFFFFF in the data size when they cannot seek back; a
+    recorder stopped before it wrote the length leaves 0. Neither is called truncated."""
     data = bytearray(wav_bytes(heart_at(RATE, seconds=5.0), RATE))
-    data[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+    data[40:44] = declared.to_bytes(4, "little")
 
     rec = utils.load_audio(bytes(data))
 
     assert rec.duration_s == pytest.approx(5.0)
     assert not any("truncated" in w for w in rec.warnings)
-
-
-@degenerate
-def test_wav_whose_header_declares_no_audio_is_read_to_its_end(wav_bytes):
-    """A recorder stopped before it wrote the length leaves a data size of 0, not 0xFFFFFFFF."""
-    data = bytearray(wav_bytes(heart_at(RATE, seconds=5.0), RATE))
-    data[40:44] = (0).to_bytes(4, "little")
-
-    rec = utils.load_audio(bytes(data))
-
-    assert rec.duration_s == pytest.approx(5.0)
-    assert any("header says it holds no audio" in w for w in rec.warnings)
+    assert any("header says it holds no audio" in w for w in rec.warnings) == says_so
 
 
 @degenerate
