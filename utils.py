@@ -289,9 +289,9 @@ class _Mixer:
         return max(float(variance.max()), 0.0)
 
 
-def _decode_soundfile(src: _Source, s: Settings, warnings: list[str]) -> tuple[_Mixer, bool] | None:
-    """Decode with libsndfile block by block; (mixer, truncated), or None when it cannot read
-    the format at all. Adds what the format itself costs to ``warnings``."""
+def _decode_soundfile(src: _Source, s: Settings, warnings: list[str]) -> _Mixer | None:
+    """Decode with libsndfile block by block, or None when it cannot read the format at all.
+    What the file itself costs (truncation, 8-bit steps) is added to ``warnings``."""
     import soundfile as sf
 
     stream = src.open()
@@ -324,7 +324,9 @@ def _decode_soundfile(src: _Source, s: Settings, warnings: list[str]) -> tuple[_
         raise InvalidAudioError(
             f"{src.name} is truncated: it holds a header but no audio; record or export it again"
         )
-    return mixer, truncated
+    if truncated:
+        warnings.append("the file ends early (truncated); only the readable part was used")
+    return mixer
 
 
 def _declared_frames(container, stream) -> int | None:
@@ -421,19 +423,15 @@ def load_audio(source: AudioSource, settings: Settings | None = None) -> Recordi
     if src.size == 0:
         raise NotAudioError(f"{src.name} is empty (0 bytes); record or export it again")
     warnings: list[str] = []
-    decoded = _decode_soundfile(src, s, warnings)
-    if decoded is None:
+    mixer = _decode_soundfile(src, s, warnings)
+    if mixer is None:
         mixer = _decode_pyav(src, s)
-    else:
-        mixer, truncated = decoded
-        if truncated:
-            warnings.append("the file ends early (truncated); only the readable part was used")
-        elif mixer.frames == 0 and (found := _samples_after_empty_header(src, s)) is not None:
-            mixer = found
-            warnings.append(
-                "the file's header says it holds no audio (the recorder may have stopped "
-                "before finishing it); the audio after the header was used"
-            )
+    elif mixer.frames == 0 and (found := _samples_after_empty_header(src, s)) is not None:
+        mixer = found  # (_decode_soundfile refuses a truncated file with no audio)
+        warnings.append(
+            "the file's header says it holds no audio (the recorder may have stopped "
+            "before finishing it); the audio after the header was used"
+        )
     return _finish(mixer, s, warnings)
 
 
