@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auscult.cycle_features import cycle_features, low_band_left_out, murmur_phase
+from auscult.cycle_features import (
+    FEATURE_NAMES,
+    CycleModel,
+    cycle_features,
+    gap_coherence,
+    low_band_left_out,
+    murmur_phase,
+)
 from auscult.cycles import FRAME_RATE, complete_cycles, segment_cycles
 from auscult.synthetic import beat_times, heart_sound, noise, systole_s
 
@@ -110,3 +117,58 @@ def test_every_complete_cycle_runs_s1_s2_s1_in_order():
     for s1, s2, nxt in runs:
         assert s1[1] <= s2[0], "S2 starts after S1 ends"
         assert s2[1] <= nxt[0], "the next S1 starts after S2 ends"
+
+
+def _levels_with_gaps(contour, n_cycles: int = 30, seed: int = 0):
+    """Two bands' frame levels of ``n_cycles`` cycles (S1 5 frames, systole 15, S2 5,
+    diastole 25) whose systole follows ``contour(rng)`` and whose diastole is a flat floor
+    with a little jitter, each band drawn on its own, and their runs as ``complete_cycles``
+    gives them."""
+    rng = np.random.default_rng(seed)
+    period, runs = 50, []
+    bands = [[], []]
+    for k in range(n_cycles + 1):
+        start = k * period
+        runs.append(((start, start + 5), (start + 20, start + 25), (start + 50, start + 55)))
+        for gain, band in zip((1.0, 0.3), bands, strict=True):
+            diastole = 0.01 * (1 + 0.05 * rng.random(25))
+            band.append(gain * np.concatenate([np.ones(5), contour(rng), [0.8] * 5, diastole]))
+    return np.stack([np.concatenate(band) for band in bands]), runs[:n_cycles]
+
+
+def test_a_murmur_shaped_alike_every_beat_is_coherent_and_gap_noise_is_not():
+    diamond = 0.1 * np.concatenate([np.linspace(0.2, 1, 8), np.linspace(1, 0.2, 7)])
+    repeated, runs = _levels_with_gaps(lambda rng: diamond * (1 + 0.05 * rng.random(15)))
+    systole, diastole = gap_coherence(repeated, runs)
+    assert systole > 0.9
+    assert abs(diastole) < 0.25  # the floor's jitter is new each beat
+    fresh, runs = _levels_with_gaps(lambda rng: 0.1 * rng.random(15))
+    assert abs(gap_coherence(fresh, runs)[0]) < 0.25
+
+
+def test_gap_coherence_ignores_the_device_gain_and_colouring():
+    diamond = 0.1 * np.concatenate([np.linspace(0.2, 1, 8), np.linspace(1, 0.2, 7)])
+    levels, runs = _levels_with_gaps(lambda rng: diamond * (1 + 0.2 * rng.random(15)))
+    coloured = levels * np.array([[20.0], [0.05]])
+    assert gap_coherence(coloured, runs) == pytest.approx(gap_coherence(levels, runs), abs=1e-3)
+
+
+def test_gap_coherence_needs_three_cycles_with_a_gap_long_enough_to_have_a_shape():
+    levels, runs = _levels_with_gaps(lambda rng: 0.1 * rng.random(15), n_cycles=2)
+    assert np.isnan(gap_coherence(levels, runs)).all()
+    levels, runs = _levels_with_gaps(lambda rng: 0.1 * rng.random(15), n_cycles=5)
+    short = [((a, b), (b + 2, b + 7), nxt) for (a, b), _, nxt in runs]  # 2-frame systole
+    systole, diastole = gap_coherence(levels, short)
+    assert np.isnan(systole)
+    assert np.isfinite(diastole)
+
+
+def test_a_cycle_model_fitted_before_features_were_added_reads_the_columns_it_knows():
+    older = list(FEATURE_NAMES[:13])  # the model card before the gap coherences
+    n = len(older)
+    card = {"names": older, "fill": [0.0] * n, "mean": [0.0] * n, "scale": [1.0] * n}
+    model = CycleModel.from_dict({**card, "coef": [1.0] + [0.0] * (n - 1), "intercept": 0.0})
+    row = np.arange(len(FEATURE_NAMES), dtype=np.float64) + 2.0
+    assert model.logit(row)[0] == pytest.approx(row[0])
+    with pytest.raises(ValueError, match="retrain"):
+        CycleModel.from_dict({**model.as_dict(), "names": ["an_unknown_feature"] * n})
