@@ -215,6 +215,11 @@ class CycleModel:
 
     ``fill`` replaces missing features (no cycles found) with the training medians, so a
     recording without cycles gets a neutral-ish score that the CNN's evidence decides.
+    ``low`` and ``high`` are the training records' range of each feature: a value beyond it
+    counts as the range's edge, so the linear model never extrapolates past what it learned
+    from. A gap of digital silence (a synthetic recording, a phone's noise suppression) has
+    a level ratio far below any stethoscope's, and would otherwise read as a heart more
+    normal than any in training, outvoting the CNN.
     """
 
     names: tuple[str, ...]
@@ -223,6 +228,8 @@ class CycleModel:
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         """Logit of "abnormal" for ``(n, len(FEATURE_NAMES))`` or ``(len(FEATURE_NAMES),)``
@@ -230,12 +237,15 @@ class CycleModel:
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         x = x[:, [FEATURE_NAMES.index(name) for name in self.names]]
         x = np.where(np.isfinite(x), x, np.asarray(self.fill))
+        if self.low is not None and self.high is not None:  # cards before session 19: none
+            x = np.clip(x, self.low, self.high)
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         out = z @ np.asarray(self.coef) + self.intercept
         return out if np.ndim(features) > 1 else out[:1]
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {k: v for k, v in out.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CycleModel:
@@ -248,6 +258,8 @@ class CycleModel:
             scale=tuple(data["scale"]),
             coef=tuple(data["coef"]),
             intercept=float(data["intercept"]),
+            low=tuple(data["low"]) if "low" in data else None,
+            high=tuple(data["high"]) if "high" in data else None,
         )
 
 
@@ -277,6 +289,7 @@ def fit_cycle_model(
     fill = np.nanmedian(x, axis=0)
     fill = np.where(np.isfinite(fill), fill, 0.0)
     x = np.where(np.isfinite(x), x, fill)
+    low, high = x.min(axis=0), x.max(axis=0)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)
     model = LogisticRegression(C=c, max_iter=5000)
@@ -288,6 +301,8 @@ def fit_cycle_model(
         scale=tuple(float(v) for v in scale),
         coef=tuple(float(v) for v in model.coef_[0]),
         intercept=float(model.intercept_[0]),
+        low=tuple(float(v) for v in low),
+        high=tuple(float(v) for v in high),
     )
 
 

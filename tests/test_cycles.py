@@ -9,6 +9,7 @@ from auscult.cycle_features import (
     FEATURE_NAMES,
     CycleModel,
     cycle_features,
+    fit_cycle_model,
     gap_coherence,
     low_band_left_out,
     murmur_phase,
@@ -172,3 +173,19 @@ def test_a_cycle_model_fitted_before_features_were_added_reads_the_columns_it_kn
     assert model.logit(row)[0] == pytest.approx(row[0])
     with pytest.raises(ValueError, match="retrain"):
         CycleModel.from_dict({**model.as_dict(), "names": ["an_unknown_feature"] * n})
+
+
+def test_the_cycle_model_reads_a_feature_beyond_its_training_range_as_the_range_edge():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, len(FEATURE_NAMES)))
+    labels = (x[:, 2] + 0.5 * rng.normal(size=200) > 0).astype(int)  # diastole 25–80 Hz
+    model = fit_cycle_model(x, labels, ["training-a"] * 100 + ["training-b"] * 100)
+    at_edge, silent_gap = x[0].copy(), x[0].copy()
+    at_edge[2] = x[:, 2].min()
+    silent_gap[2] = x[:, 2].min() - 40.0  # digital silence: far below any recording's ratio
+    assert model.logit(silent_gap)[0] == pytest.approx(model.logit(at_edge)[0])
+    inside = x[0].copy()
+    inside[2] = np.median(x[:, 2])
+    assert model.logit(inside)[0] > model.logit(at_edge)[0] + 1.0  # inside, it is linear
+    again = CycleModel.from_dict(model.as_dict())
+    assert again.logit(silent_gap)[0] == pytest.approx(model.logit(silent_gap)[0])
