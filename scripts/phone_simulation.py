@@ -138,12 +138,13 @@ def main() -> None:
             - per_condition.get("phone, 10 dB", {}).get("auc", float("nan")),
             4,
         ),
-        "noise_only": gate,
-        "noise_only_unsure_share": round(
-            sum(g["unsure"] * g["n"] for g in gate.values()) / max(1, all_verdicts), 3
-        ),
+        "noise_only": gate if all_verdicts else {},
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if all_verdicts:  # none simulated: no share to report, rather than 0 % of nothing
+        report["noise_only_unsure_share"] = round(
+            sum(g["unsure"] * g["n"] for g in gate.values()) / all_verdicts, 3
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "phone_simulation.json").write_text(json.dumps(report, indent=2) + "\n")
 
@@ -155,9 +156,12 @@ def main() -> None:
               f"{m['plain']['specificity']:>6.3f} {m['plain']['macc']:>6.3f} "
               f"{h['unsure_share']:>7.1%} {h['macc']:>6.3f}")  # fmt: skip
     print(f"AUC drop at 10 dB SNR: {report['auc_drop_at_10_db']:.3f} (target ≤ 0.03)")
-    for kind, g in gate.items():
+    if not all_verdicts:
+        print("noise only: none simulated (--noise-only 0)")
+    for kind, g in report["noise_only"].items():
         print(f"noise only, {kind:9}: {g['unsure']:.0%} unsure, {g['abnormal']:.0%} abnormal")
-    print(f"noise only, all: {report['noise_only_unsure_share']:.0%} unsure (target ≥ 90 %)")
+    if all_verdicts:
+        print(f"noise only, all: {report['noise_only_unsure_share']:.0%} unsure (target ≥ 90 %)")
     print(f"wrote {args.out / 'phone_simulation.json'}")
 
 

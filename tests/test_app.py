@@ -636,6 +636,24 @@ def test_model_page_shows_calibration_phone_simulation_speed_and_experiments(
     assert "PCEN" in body
 
 
+def test_model_page_leaves_out_the_noise_only_share_when_none_were_simulated(
+    work, no_physionet, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    (models / "evaluation").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "models" / "metadata.json", models / "metadata.json")
+    clean = {"auc": 0.9, "plain": {}, "unsure_half_right": {}}
+    phone = {"records": "test split, 2 records (1 abnormal)", "noise_only": {},
+             "conditions": {"stethoscope": clean}}  # fmt: skip
+    (models / "evaluation" / "phone_simulation.json").write_text(json.dumps(phone))
+    monkeypatch.setenv("AUSCULT_MODELS_DIR", str(models))
+    get_settings.cache_clear()
+    at = run_page("model")
+    assert not at.exception
+    assert "test split, 2 records (1 abnormal)." in texts(at)
+    assert "Noise-only phone recordings" not in texts(at)
+
+
 def test_missing_model_is_a_clear_error_and_other_pages_work(
     work, no_physionet, tmp_path, monkeypatch
 ):

@@ -92,10 +92,9 @@ def _phone_simulation_section(path: Path) -> None:
             "unsure": st.column_config.NumberColumn("unsure", format="percent"),
         },
     )
-    st.caption(
-        f"{report.get('records', '')}. Noise-only phone recordings judged unsure: "
-        f"{report.get('noise_only_unsure_share', float('nan')):.0%}."
-    )
+    share = report.get("noise_only_unsure_share")
+    noise = "" if share is None else f" Noise-only phone recordings judged unsure: {share:.0%}."
+    st.caption(f"{report.get('records', '')}.{noise}")
 
 
 def _speed_section(path: Path) -> None:
