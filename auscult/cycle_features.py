@@ -237,7 +237,7 @@ class CycleModel:
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         x = x[:, [FEATURE_NAMES.index(name) for name in self.names]]
         x = np.where(np.isfinite(x), x, np.asarray(self.fill))
-        if self.low is not None and self.high is not None:  # cards before session 19: none
+        if self.low is not None and self.high is not None:  # older cards kept no range
             x = np.clip(x, self.low, self.high)
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         out = z @ np.asarray(self.coef) + self.intercept
