@@ -213,8 +213,12 @@ def murmur_phase(features: np.ndarray) -> str:
 class CycleModel:
     """Standardised logistic regression on :data:`FEATURE_NAMES`; plain numpy to apply.
 
-    ``fill`` replaces missing features (no cycles found) with the training medians, so a
-    recording without cycles gets a neutral-ish score that the CNN's evidence decides.
+    A recording in which no heart cycle was found has no evidence here: its logit is 0, the
+    model's even odds (databases and labels were weighted alike in the fit), so the CNN's
+    evidence decides. ``fill`` replaces the features that are missing when others were
+    measured (a band the device did not capture) with the training medians. The medians'
+    own logit is not neutral: most training hearts are normal (−0.64 for model 2026.12.03-0647
+    model), which pulled short abnormal clips towards "normal".
     ``low`` and ``high`` are the training records' range of each feature: a value beyond it
     counts as the range's edge, so the linear model never extrapolates past what it learned
     from. A gap of digital silence (a synthetic recording, a phone's noise suppression) has
@@ -236,11 +240,12 @@ class CycleModel:
         rows; a model fitted before features were added reads the columns it knows."""
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         x = x[:, [FEATURE_NAMES.index(name) for name in self.names]]
+        no_cycles = ~np.isfinite(x).any(axis=1)
         x = np.where(np.isfinite(x), x, np.asarray(self.fill))
         if self.low is not None and self.high is not None:  # older cards kept no range
             x = np.clip(x, self.low, self.high)
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        out = z @ np.asarray(self.coef) + self.intercept
+        out = np.where(no_cycles, 0.0, z @ np.asarray(self.coef) + self.intercept)
         return out if np.ndim(features) > 1 else out[:1]
 
     def as_dict(self) -> dict[str, Any]:

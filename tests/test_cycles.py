@@ -189,3 +189,18 @@ def test_the_cycle_model_reads_a_feature_beyond_its_training_range_as_the_range_
     assert model.logit(inside)[0] > model.logit(at_edge)[0] + 1.0  # inside, it is linear
     again = CycleModel.from_dict(model.as_dict())
     assert again.logit(silent_gap)[0] == pytest.approx(model.logit(silent_gap)[0])
+
+
+def test_a_recording_without_heart_cycles_leaves_the_decision_to_the_cnn():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, len(FEATURE_NAMES)))
+    labels = (x[:, 2] + 0.5 * rng.normal(size=200) > 0).astype(int)
+    model = fit_cycle_model(x, labels, ["training-a"] * 100 + ["training-b"] * 100)
+    nothing = np.full(len(FEATURE_NAMES), np.nan)
+    assert model.logit(nothing)[0] == 0.0  # even odds: no evidence either way
+    partly = nothing.copy()
+    partly[2] = np.max(x[:, 2])  # one feature measured: it is read, the rest filled
+    assert model.logit(partly)[0] > 0.5
+    both = model.logit(np.stack([nothing, partly]))
+    assert both[0] == 0.0
+    assert both[1] == pytest.approx(model.logit(partly)[0])
