@@ -217,8 +217,8 @@ class CycleModel:
     model's even odds (databases and labels were weighted alike in the fit), so the CNN's
     evidence decides. ``fill`` replaces the features that are missing when others were
     measured (a band the device did not capture) with the training medians. The medians'
-    own logit is not neutral: most training hearts are normal (−0.64 for model 2026.12.03-0647
-    model), which pulled short abnormal clips towards "normal".
+    own logit is not neutral: most training hearts are normal (−0.64 for model
+    2026.12.03-0647), which pulled short abnormal clips towards "normal".
     ``low`` and ``high`` are the training records' range of each feature: a value beyond it
     counts as the range's edge, so the linear model never extrapolates past what it learned
     from. A gap of digital silence (a synthetic recording, a phone's noise suppression) has
