@@ -8,7 +8,7 @@ same ``utils.normalise_bands`` the analyzer uses. Layout of a cache folder:
 - ``manifest.csv``  — ``name,database,label,path,offset,n_frames,duration_s``
 - ``preprocessing.json`` — the front-end constants it was built with
 - ``cycle_features.npz`` — heart-cycle features per record (``auscult.cycle_features``),
-  with the record names and feature names they belong to
+  with the record names, feature names and reading version they belong to
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 import utils
-from auscult.cycle_features import FEATURE_NAMES, recording_cycle_features
+from auscult.cycle_features import FEATURE_NAMES, READING_VERSION, recording_cycle_features
 from auscult.datasets import LabelledRecord
 from auscult.errors import AuscultError
 from config import Settings, get_settings
@@ -167,7 +167,8 @@ def cycle_features_of(
     s = settings or get_settings()
     path = folder / "cycle_features.npz"
     names = [r.name for r in records]
-    stamp = json.dumps(_cached_constants(s.preprocessing()), sort_keys=True)
+    constants = {**_cached_constants(s.preprocessing()), "cycle_reading": READING_VERSION}
+    stamp = json.dumps(constants, sort_keys=True)
     if path.exists():
         saved = np.load(path, allow_pickle=False)
         if (

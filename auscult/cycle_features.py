@@ -23,16 +23,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import scipy.fft
 
 import utils
-from auscult.cycles import FRAME_RATE, Cycles, complete_cycles, gap_levels, segment_cycles
-from auscult.quality import Quality, assess_quality, sound_levels
+from auscult.cycles import Cycles, complete_cycles, gap_levels, segment_cycles
+from auscult.quality import Quality, assess_quality, band_power, sound_levels
 from config import Settings
 
 __all__ = [
     "BANDS_HZ",
     "FEATURE_NAMES",
+    "READING_VERSION",
     "CycleModel",
     "cycle_features",
     "fit_cycle_model",
@@ -44,6 +44,10 @@ __all__ = [
     "recording_cycle_features",
 ]
 
+#: Raised whenever the reading of a recording's heart cycles changes (quality check,
+#: segmentation or features), so a training cache of older features is rebuilt. 2: the
+#: quality check's second look for a beat (session 22).
+READING_VERSION = 2
 BANDS_HZ = ((25, 80), (80, 160), (160, 320), (320, 640))
 FEATURE_NAMES = (
     *(f"{kind}_{lo}_{hi}" for lo, hi in BANDS_HZ for kind in ("s2", "systole", "diastole")),
@@ -75,24 +79,8 @@ LOW_BAND_MIN_DB = -6.0
 
 
 def _band_levels(band: np.ndarray, rate: int) -> list[np.ndarray]:
-    """RMS level per segmentation frame (20 ms) in each of :data:`BANDS_HZ`.
-
-    One short-time spectrum serves all bands: a Hann window two frames long centred on each
-    frame, zero-padded to a 25 Hz grid at 2 kHz.
-    """
-    step = rate // FRAME_RATE
-    n = len(band) // step
-    if n == 0:
-        return [np.zeros(0) for _ in BANDS_HZ]
-    width = 2 * step
-    padded = np.pad(np.asarray(band, dtype=np.float32), (step // 2, width))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, width)[: n * step : step]
-    n_fft = max(width, int(rate / 25))
-    # scipy's FFT keeps float32 frames in float32 (three times faster here than numpy's)
-    power = np.abs(scipy.fft.rfft(frames * np.hanning(width).astype(np.float32), n_fft)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
-    bins = [np.flatnonzero((freqs >= lo) & (freqs < hi)) for lo, hi in BANDS_HZ]
-    return [np.sqrt(power[:, b[0] : b[-1] + 1].sum(axis=1)) for b in bins]
+    """RMS level per segmentation frame (20 ms) in each of :data:`BANDS_HZ`."""
+    return list(np.sqrt(band_power(band, rate, BANDS_HZ, 25.0)))
 
 
 def cycle_features(band: np.ndarray, rate: int, cycles: Cycles) -> np.ndarray:

@@ -29,7 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from auscult.filters import zero_phase
-from auscult.quality import ENVELOPE_RATE, MAX_BPM, MIN_BPM, noise_floor, sound_levels
+from auscult.quality import (
+    ENVELOPE_RATE,
+    MAX_BPM,
+    MIN_BPM,
+    autocorrelation,
+    noise_floor,
+    sound_levels,
+)
 
 __all__ = [
     "FRAME_RATE",
@@ -96,17 +103,6 @@ def _sound_probability(log_env: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-4.0 * (log_env - q70) / spread))
 
 
-def _acf(env: np.ndarray) -> np.ndarray:
-    """Normalised autocorrelation of a mean-removed envelope (unbiased, lag 0 = 1)."""
-    e = env - env.mean()
-    n = len(e)
-    spectrum = np.fft.rfft(e, 2 * n)
-    ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
-    if ac[0] <= 0:
-        return np.zeros(n)
-    return ac / ac[0] * n / (n - np.arange(n))
-
-
 def cycle_timing(env: np.ndarray, bpm: float | None = None) -> tuple[float, float, bool] | None:
     """(cycle, systolic interval, regular) from the envelope's autocorrelation (Schmidt).
 
@@ -121,7 +117,7 @@ def cycle_timing(env: np.ndarray, bpm: float | None = None) -> tuple[float, floa
     """
     if len(env) < 2 or np.ptp(env) < 1e-6:
         return None  # silence or a constant: nothing beats
-    ac = _acf(env)
+    ac = autocorrelation(env)
     lo, hi = int(FRAME_RATE * 60 / MAX_BPM), int(FRAME_RATE * 60 / MIN_BPM)
     regular = True
     if bpm is not None:

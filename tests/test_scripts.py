@@ -114,6 +114,18 @@ def test_feature_cache_holds_the_heart_cycle_features_training_reads(tmp_path, p
         patch.setattr(cache, "_each", no_recomputing)
         np.testing.assert_array_equal(cache.cycle_features_of(records, out), saved["x"])
 
+    # features from an older reading of the heart cycle are computed again, not trusted
+    older = dict(saved)
+    older["preprocessing"] = np.array(str(saved["preprocessing"]).replace(
+        f'"cycle_reading": {cache.READING_VERSION}', '"cycle_reading": 1'
+    ))  # fmt: skip
+    assert str(older["preprocessing"]) != str(saved["preprocessing"])
+    np.savez(out / "cycle_features.npz", **older)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache, "_each", no_recomputing)
+        with pytest.raises(AssertionError, match="computed again"):
+            cache.cycle_features_of(records, out)
+
 
 def test_retrain_from_uploads_keeps_good_rows_and_says_which_it_refused(tmp_path, physionet_dir):
     import csv

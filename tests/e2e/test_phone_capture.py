@@ -406,17 +406,19 @@ def analyzer():
 
 def clear_record(analyzer, label: str, tmp_path: Path) -> tuple[Path, str, float]:
     """The candidate PhysioNet record (its played excerpt) that the model labels ``label``,
-    in agreement with the reference, with the widest margin from the threshold."""
+    in agreement with the reference, with the widest margin from the threshold. Only records
+    that fill the played excerpt: a shorter one would run out (or loop) inside the capture."""
     wanted = 1 if label == "abnormal" else -1
     best: tuple[float, Path, str] | None = None
     for database in CANDIDATE_DATABASES:
-        names = [n for n, truth in reference(database).items() if truth == wanted][
-            :CANDIDATES_PER_DATABASE
-        ]
+        folder = get_settings().data_dir / database
+        names = [
+            n
+            for n, truth in reference(database).items()
+            if truth == wanted and sf.info(folder / f"{n}.flac").duration >= PLAY_S
+        ][:CANDIDATES_PER_DATABASE]
         for name in names:
-            wav = fake_microphone_wav(
-                get_settings().data_dir / database / f"{name}.flac", tmp_path / f"{name}.wav"
-            )
+            wav = fake_microphone_wav(folder / f"{name}.flac", tmp_path / f"{name}.wav")
             result = analyzer.analyze(wav)
             if result.label == label and result.reliable:
                 margin = abs(result.probability - result.threshold)
