@@ -421,9 +421,11 @@ def _read_cycles(states: np.ndarray, log_env: np.ndarray) -> Cycles:
 
 def _typical(periods: np.ndarray) -> float:
     """Mean of the periods within 20 % of their median: whole frames average out to a
-    finer rate than the median's 20 ms steps, and a lost or extra beat is left out."""
+    finer rate than the median's 20 ms steps, and a lost or extra beat is left out. With
+    none that close (an even count split between two rates) the median itself."""
     median = float(np.median(periods))
-    return float(periods[np.abs(periods - median) <= 0.2 * median].mean())
+    near = periods[np.abs(periods - median) <= 0.2 * median]
+    return float(near.mean()) if len(near) else median
 
 
 def _nanmedian(values: np.ndarray) -> float | None:

@@ -120,6 +120,14 @@ def test_every_complete_cycle_runs_s1_s2_s1_in_order():
         assert s2[1] <= nxt[0], "the next S1 starts after S2 ends"
 
 
+def test_beats_split_between_two_rates_still_give_a_heart_rate():
+    """Two cycles of 0.6 s and 1.2 s: no period lies within 20 % of their median."""
+    from auscult.cycles import _typical
+
+    assert _typical(np.array([30.0, 60.0])) == 45.0
+    assert _typical(np.array([50.0, 50.0, 100.0])) == 50.0  # the lost beat left out
+
+
 def _levels_with_gaps(contour, n_cycles: int = 30, seed: int = 0):
     """Two bands' frame levels of ``n_cycles`` cycles (S1 5 frames, systole 15, S2 5,
     diastole 25) whose systole follows ``contour(rng)`` and whose diastole is a flat floor
