@@ -28,13 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from auscult.filters import zero_phase
 from auscult.quality import (
     ENVELOPE_RATE,
     MAX_BPM,
     MIN_BPM,
     autocorrelation,
     noise_floor,
+    smooth_log_level,
     sound_levels,
 )
 
@@ -87,13 +87,9 @@ class Cycles:
 def _log_envelope(band: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.ndarray:
     """Log of the mean |x| in the 25–400 Hz band per 20 ms frame, lightly smoothed."""
     env = sound_levels(band, rate) if levels is None else levels
-    n = len(env)
-    if n == 0:
+    if len(env) == 0:
         return np.zeros(0)
-    log_env = np.log(env + 1e-4 * (float(env.max()) + 1e-12))
-    if n > 15:
-        log_env = zero_phase(2, 8.0, "lowpass", FRAME_RATE)(log_env)
-    return log_env
+    return smooth_log_level(np.log(env + 1e-4 * (float(env.max()) + 1e-12)))
 
 
 def _sound_probability(log_env: np.ndarray) -> np.ndarray:

@@ -55,6 +55,7 @@ __all__ = [
     "noise_floor",
     "segment_autocorrelation",
     "segment_periodicity",
+    "smooth_log_level",
     "sound_levels",
     "tonal_share",
 ]
@@ -181,6 +182,14 @@ def autocorrelation(env: np.ndarray) -> np.ndarray:
     return ac / ac[0] * n / (n - np.arange(n))
 
 
+def smooth_log_level(log_level: np.ndarray) -> np.ndarray:
+    """A log level at 50 Hz low-passed at 8 Hz with zero phase (S1 and S2 stay apart, the
+    frame-to-frame flicker goes); returned as is when 15 frames or fewer."""
+    if len(log_level) <= 15:
+        return log_level
+    return zero_phase(2, 8.0, "lowpass", ENVELOPE_RATE)(log_level)
+
+
 def beat_weighted_levels(x: np.ndarray, rate: int) -> np.ndarray:
     """A 50 Hz level that follows whichever bands carry the beat, ``(len(x) // (rate // 50),)``.
 
@@ -196,9 +205,7 @@ def beat_weighted_levels(x: np.ndarray, rate: int) -> np.ndarray:
     if power.shape[1] == 0:
         return np.zeros(0)
     log = 0.5 * np.log(power + 1e-6 * power.max(axis=1, keepdims=True) + 1e-20)
-    if log.shape[1] > 15:
-        smooth = zero_phase(2, 8.0, "lowpass", ENVELOPE_RATE)
-        log = np.stack([smooth(band) for band in log])
+    log = np.stack([smooth_log_level(band) for band in log])
     log -= log.mean(axis=1, keepdims=True)
     lo, hi = int(ENVELOPE_RATE * 60 / MAX_BPM), int(ENVELOPE_RATE * 60 / MIN_BPM)
     if log.shape[1] > hi:
