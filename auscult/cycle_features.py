@@ -26,7 +26,13 @@ import numpy as np
 
 import utils
 from auscult.cycles import Cycles, complete_cycles, gap_levels, segment_cycles
-from auscult.quality import Quality, assess_quality, band_power, sound_levels
+from auscult.quality import (
+    Quality,
+    assess_quality,
+    band_power,
+    beat_weighted_levels,
+    sound_levels,
+)
 from config import Settings
 
 __all__ = [
@@ -46,8 +52,9 @@ __all__ = [
 
 #: Raised whenever the reading of a recording's heart cycles changes (quality check,
 #: segmentation or features), so a training cache of older features is rebuilt. 2: the
-#: quality check's second look for a beat (session 22).
-READING_VERSION = 2
+#: quality check's second look for a beat (session 22). 3: the segmentation follows the
+#: beat-weighted level where only the second look found the beat (session 23).
+READING_VERSION = 3
 BANDS_HZ = ((25, 80), (80, 160), (160, 320), (320, 640))
 FEATURE_NAMES = (
     *(f"{kind}_{lo}_{hi}" for lo, hi in BANDS_HZ for kind in ("s2", "systole", "diastole")),
@@ -303,10 +310,16 @@ def read_heart_cycle(
     band: np.ndarray, rate: int, clip_fraction: float = 0.0, high_band_share: float = 0.0
 ) -> tuple[Quality, Cycles, np.ndarray]:
     """Quality, segmentation and cycle features of ``ModelInput.band``: the one path the
-    analyzer and training share. The 25–400 Hz level both the quality check and the
-    segmentation start from is computed once."""
+    analyzer and training share.
+
+    The segmentation follows the level the quality check found the beat in: the 25–400 Hz
+    level (computed once for both), or where only the second look found it (a phone's low
+    cut, rumble), the beat-weighted level.
+    """
     levels = sound_levels(band, rate)
     quality = assess_quality(band, rate, clip_fraction, high_band_share, levels)
+    if quality.second_look:
+        levels = beat_weighted_levels(band, rate)
     cycles = segment_cycles(band, rate, quality.heart_rate_bpm, levels)
     return quality, cycles, cycle_features(band, rate, cycles)
 

@@ -14,7 +14,9 @@ S2) with a probability that rises with its log envelope above the recording's ow
 percentile (sound states fill about a quarter of a cycle). S1 and S2 are then told apart by
 timing alone — systole is shorter than diastole at any heart rate below ~150 bpm — which is
 also what a clinician does. The model works at 50 frames per second; recordings longer than
-a minute are segmented in 30 s stretches, each with its own heart rate.
+a minute are segmented in 30 s stretches, each with its own heart rate. The envelope is the
+25–400 Hz level, or, where the quality check found the beat only in the bands above a
+phone's low cut or rumble, its beat-weighted level (``auscult.quality``).
 
 Validated on synthetic beats with known S1 times (tests/test_cycles.py) and checked on real
 PhysioNet 2016 recordings (heart rate against the autocorrelation estimate).
@@ -71,7 +73,7 @@ class Cycles:
     diastole_ms: float | None  # median S2 centre → next S1 centre
     #: Frame states at FRAME_RATE (0 S1, 1 systole, 2 S2, 3 diastole) for shading plots.
     states: np.ndarray
-    #: Median ratio of mid-systole and mid-diastole level to the S1 level, 25–400 Hz
+    #: Median ratio of mid-systole and mid-diastole level to the S1 level in the decoded level
     #: (quiet gaps ≈ 0.1–0.2; a murmur fills the gap and raises it).
     systolic_level: float | None = None
     diastolic_level: float | None = None
@@ -85,7 +87,8 @@ class Cycles:
 
 
 def _log_envelope(band: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.ndarray:
-    """Log of the mean |x| in the 25–400 Hz band per 20 ms frame, lightly smoothed."""
+    """Log of a 50 Hz level (by default the mean |x| in the 25–400 Hz band per 20 ms frame),
+    lightly smoothed."""
     env = sound_levels(band, rate) if levels is None else levels
     if len(env) == 0:
         return np.zeros(0)
@@ -303,7 +306,9 @@ def segment_cycles(
         A heart rate already known (e.g. from the quality check); read from the envelope
         when not given. Only used for recordings of one stretch (≤ 60 s).
     levels : numpy.ndarray, optional
-        ``auscult.quality.sound_levels(band, rate)`` when already computed.
+        The 50 Hz level to decode: ``auscult.quality.sound_levels(band, rate)`` (the
+        default) when already computed, or ``auscult.quality.beat_weighted_levels`` where
+        the beat shows only there (see ``auscult.cycle_features.read_heart_cycle``).
 
     Returns
     -------

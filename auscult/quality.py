@@ -108,6 +108,9 @@ class Quality:
     clip_fraction: float
     high_band_share: float = 0.0  # power above ~1 kHz (speech, rubbing, room noise), 0–1
     tonal_share: float = 0.0  # power in sustained tones (music, a whistle), 0–1
+    #: The heart rate came only from the second look (:func:`beat_weighted_levels`): the
+    #: 25–400 Hz level shows no beat, so the segmentation should not follow it either.
+    second_look: bool = False
 
     @property
     def problem(self) -> str:
@@ -435,10 +438,12 @@ def assess_quality(
         autocorrelation of the more periodic half of the segments, None when the
         calibrated periodicity is below ``RATE_MIN_SCORE``. Where the 25–400 Hz envelope
         gives no rate, periodicity, score and rate come from :func:`beat_weighted_levels`
-        (its floor ``SECOND_LOOK_MARGIN`` higher) when that level beats more clearly.
+        (its floor ``SECOND_LOOK_MARGIN`` higher) when that level beats more clearly;
+        ``second_look`` says the rate was found only there.
     """
     duration_s = len(x) / rate
     periodicity, regularity, bpm = _rhythm(envelope(x, rate, levels), duration_s)
+    second_look = False
     if bpm is None:
         # No beat in the 25–400 Hz level: look again where the beat may still be (a phone's
         # low cut or rumble can bury it in the low band that level is mostly made of).
@@ -447,6 +452,7 @@ def assess_quality(
         )
         if second[1] > regularity:
             periodicity, regularity, bpm = second
+            second_look = bpm is not None
     tones = tonal_share(x, rate)
     score = (
         regularity
@@ -461,4 +467,5 @@ def assess_quality(
         clip_fraction=clip_fraction,
         high_band_share=high_band_share,
         tonal_share=tones,
+        second_look=second_look,
     )
