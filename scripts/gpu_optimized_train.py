@@ -124,7 +124,10 @@ def parse_args() -> RunArgs:
     )
     p.add_argument("--folds", default="", help="LODO folds to run, e.g. a,b,e (default: all)")
     p.add_argument(
-        "--report", type=Path, help="with --lodo-only: write the folds to this JSON file instead"
+        "--report",
+        type=Path,
+        help="with --lodo-only: write the folds to this JSON file instead; with --lodo: "
+        "also write them there, with the per-record scores later experiments blend",
     )
     p.add_argument("--database-weight", choices=("size", "sqrt"), default=defaults.database_weight)
     p.add_argument(
@@ -302,12 +305,16 @@ def without_scores(section: dict) -> dict:
     return {**section, "folds": folds}
 
 
+def write_report(section: dict, path: Path) -> None:
+    """LODO results with the per-record scores, for experiments (``scripts/cycle_lodo.py``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(section, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+
+
 def lodo_only(args: RunArgs, settings: Settings) -> None:
     if args.report is not None:  # an experiment: leave the committed model's record alone
-        section = lodo_section(load_features(args, settings), args, settings)
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(section, indent=2, default=str) + "\n")
-        print(f"wrote {args.report}")
+        write_report(lodo_section(load_features(args, settings), args, settings), args.report)
         return
     path = args.out / "metadata.json"
     metadata = json.loads(path.read_text())
@@ -435,6 +442,8 @@ def main() -> None:
         metadata["metrics"]["lodo"] = without_scores(lodo)
         path.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         print(f"recorded leave-one-database-out results in {path}")
+        if args.report is not None:
+            write_report(lodo, args.report)
 
 
 if __name__ == "__main__":
