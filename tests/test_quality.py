@@ -31,6 +31,7 @@ def test_a_72_bpm_heart_sound_is_judgeable_with_its_heart_rate(heart_8k):
     assert q.periodicity > 0.8
     assert q.score >= MIN_QUALITY
     assert q.clip_fraction == 0.0
+    assert not q.second_look  # the 25–400 Hz level beats: one look is enough
 
 
 @pytest.mark.parametrize("bpm", [45, 60, 90, 120, 160])
@@ -69,6 +70,7 @@ def test_a_heartbeat_under_low_rumble_is_still_judged_with_its_rate(seed):
 
     assert q.score >= MIN_QUALITY
     assert q.heart_rate_bpm == pytest.approx(72, abs=5)
+    assert q.second_look
 
 
 @pytest.mark.parametrize("seed", range(3))
