@@ -26,13 +26,7 @@ import numpy as np
 
 import utils
 from auscult.cycles import Cycles, complete_cycles, gap_levels, segment_cycles
-from auscult.quality import (
-    Quality,
-    assess_quality,
-    band_power,
-    beat_weighted_levels,
-    sound_levels,
-)
+from auscult.quality import Quality, assess_quality, band_power, sound_levels
 from config import Settings
 
 __all__ = [
@@ -318,8 +312,8 @@ def read_heart_cycle(
     """
     levels = sound_levels(band, rate)
     quality = assess_quality(band, rate, clip_fraction, high_band_share, levels)
-    if quality.second_look:
-        levels = beat_weighted_levels(band, rate)
+    if quality.beat_level is not None:
+        levels = quality.beat_level
     cycles = segment_cycles(band, rate, quality.heart_rate_bpm, levels)
     return quality, cycles, cycle_features(band, rate, cycles)
 

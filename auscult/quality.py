@@ -35,7 +35,7 @@ a syllable rhythm passes 0.35 in about 5–10 % of cases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
@@ -108,9 +108,15 @@ class Quality:
     clip_fraction: float
     high_band_share: float = 0.0  # power above ~1 kHz (speech, rubbing, room noise), 0–1
     tonal_share: float = 0.0  # power in sustained tones (music, a whistle), 0–1
-    #: The heart rate came only from the second look (:func:`beat_weighted_levels`): the
-    #: 25–400 Hz level shows no beat, so the segmentation should not follow it either.
-    second_look: bool = False
+    #: The level the heart rate came from when only the second look found it
+    #: (:func:`beat_weighted_levels`): the 25–400 Hz level shows no beat, so the
+    #: segmentation follows this one instead. None when the first look found the beat.
+    beat_level: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def second_look(self) -> bool:
+        """Whether the heart rate was found only in the beat-weighted level."""
+        return self.beat_level is not None
 
     @property
     def problem(self) -> str:
@@ -439,20 +445,19 @@ def assess_quality(
         calibrated periodicity is below ``RATE_MIN_SCORE``. Where the 25–400 Hz envelope
         gives no rate, periodicity, score and rate come from :func:`beat_weighted_levels`
         (its floor ``SECOND_LOOK_MARGIN`` higher) when that level beats more clearly;
-        ``second_look`` says the rate was found only there.
+        ``beat_level`` holds that level when the rate was found only there.
     """
     duration_s = len(x) / rate
     periodicity, regularity, bpm = _rhythm(envelope(x, rate, levels), duration_s)
-    second_look = False
+    beat_level = None
     if bpm is None:
         # No beat in the 25–400 Hz level: look again where the beat may still be (a phone's
         # low cut or rumble can bury it in the low band that level is mostly made of).
-        second = _rhythm(
-            envelope(x, rate, beat_weighted_levels(x, rate)), duration_s, SECOND_LOOK_MARGIN
-        )
+        weighted = beat_weighted_levels(x, rate)
+        second = _rhythm(envelope(x, rate, weighted), duration_s, SECOND_LOOK_MARGIN)
         if second[1] > regularity:
             periodicity, regularity, bpm = second
-            second_look = bpm is not None
+            beat_level = weighted if bpm is not None else None
     tones = tonal_share(x, rate)
     score = (
         regularity
@@ -467,5 +472,5 @@ def assess_quality(
         clip_fraction=clip_fraction,
         high_band_share=high_band_share,
         tonal_share=tones,
-        second_look=second_look,
+        beat_level=beat_level,
     )
