@@ -73,8 +73,8 @@ class Cycles:
     diastole_ms: float | None  # median S2 centre → next S1 centre
     #: Frame states at FRAME_RATE (0 S1, 1 systole, 2 S2, 3 diastole) for shading plots.
     states: np.ndarray
-    #: Median ratio of mid-systole and mid-diastole level to the S1 level in the decoded level
-    #: (quiet gaps ≈ 0.1–0.2; a murmur fills the gap and raises it).
+    #: Median ratio of mid-systole and mid-diastole level to the S1 level, in the level the
+    #: segmentation decoded (quiet gaps ≈ 0.1–0.2; a murmur fills the gap and raises it).
     systolic_level: float | None = None
     diastolic_level: float | None = None
     #: States decoded also where the beat is no more regular than noise (a best guess): what
