@@ -234,7 +234,8 @@ def main() -> None:
             "beats": {c: int(np.sum(y == k)) for k, c in enumerate(CLASSES)},
             "epochs": a.epochs,
             "seed": SEED,
-            "thresholds": "F2 (V, S) or F1 (F, P) best out of fold",
+            "thresholds": "F2 (V) or F1 (F, P) best out of fold; S_premature: best F2 on DS1 "
+            "reference beats",
             "seconds": round(time.perf_counter() - started, 1),
             "machine": platform.machine(),
         },
