@@ -125,11 +125,25 @@ def record_probability(window_probabilities: np.ndarray) -> float:
 
 
 def blend_scores(
-    cnn_raw: np.ndarray | float, cycle_logit: np.ndarray | float, weight: float
+    cnn_raw: np.ndarray | float,
+    cycle_logit: np.ndarray | float,
+    weight: float,
+    cnn_limits: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Raw scores (0–1, calibrated afterwards) blending the CNN with the heart-cycle model:
-    ``sigmoid((1 − weight) · logit(cnn_raw) + weight · cycle_logit)``; weight 0 is the CNN."""
-    z = (1.0 - weight) * logit(cnn_raw) + weight * np.asarray(cycle_logit, dtype=np.float64)
+    ``sigmoid((1 − weight) · clip(logit(cnn_raw), *cnn_limits) + weight · cycle_logit)``;
+    weight 0 is the CNN.
+
+    ``cnn_limits`` (``training.cnn_logit_limits``) holds the CNN's logit within the middle
+    of what it gave the validation records, as the cycle model holds its features to their
+    training range: on a device it has not heard the network is often surest where it is
+    wrong, and its certainty beyond that range would outvote the heart-cycle evidence.
+    None leaves it free (model cards from before the limits were kept).
+    """
+    z_cnn = logit(cnn_raw)
+    if cnn_limits is not None:
+        z_cnn = np.clip(z_cnn, *cnn_limits)
+    z = (1.0 - weight) * z_cnn + weight * np.asarray(cycle_logit, dtype=np.float64)
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -214,8 +228,9 @@ class Analyzer:
         record_raw = record_probability(raw)
         if runner.cycle_model is not None:
             cycle_logit = float(runner.cycle_model.logit(evidence)[0])
-            raw = blend_scores(raw, cycle_logit, runner.cycle_weight)
-            record_raw = float(blend_scores(record_raw, cycle_logit, runner.cycle_weight))
+            weight, limits = runner.cycle_weight, runner.cnn_limits
+            raw = blend_scores(raw, cycle_logit, weight, limits)
+            record_raw = float(blend_scores(record_raw, cycle_logit, weight, limits))
         calibrate = runner.calibration
         probs = calibrate(raw)  # each window read as if it were a whole recording
         probability = calibrate.scalar(record_raw)

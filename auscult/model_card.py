@@ -19,7 +19,16 @@ from auscult.errors import ModelNotFoundError
 from auscult.inbox import write_atomically
 from config import Settings, get_settings
 
-__all__ = ["FileRecord", "Lodo", "Metrics", "ModelCard", "Training", "load_card", "write_card"]
+__all__ = [
+    "FileRecord",
+    "Lodo",
+    "Metrics",
+    "ModelCard",
+    "Training",
+    "cycle_section",
+    "load_card",
+    "write_card",
+]
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,8 @@ class ModelCard:
     training: Training
     params: dict[str, Any]  # training.TrainConfig as a dict
     files: dict[str, FileRecord]
-    #: CycleModel.as_dict() plus "weight", its share of the blended logit (empty: CNN only).
+    #: CycleModel.as_dict() plus "weight", its share of the blended logit, and "cnn_limits",
+    #: the range the CNN's logit is held to in the blend (empty: CNN only).
     cycle_model: dict[str, Any] = field(default_factory=dict)
     parent: str = ""  # the version this one was fine-tuned from (empty: trained afresh)
 
@@ -98,6 +108,13 @@ class ModelCard:
         if not self.cycle_model or not self.cycle_model.get("weight"):
             return None, 0.0
         return CycleModel.from_dict(self.cycle_model), float(self.cycle_model["weight"])
+
+    @property
+    def cnn_limits(self) -> tuple[float, float] | None:
+        """The CNN's logit range in the blend; None leaves it free (CNN alone, or a card from
+        before the limits were kept)."""
+        limits = self.cycle_model.get("cnn_limits") if self.cycle_model.get("weight") else None
+        return (float(limits[0]), float(limits[1])) if limits else None
 
     @property
     def band(self) -> BorderlineBand:
@@ -156,6 +173,17 @@ _OPTIONAL = {"threshold_rule", "calibration", "borderline", "aggregation", "metr
 _OPTIONAL |= {"params", "cycle_model", "parent"}
 _LODO_FIELDS = {f.name for f in dataclasses.fields(Lodo)}
 _TRAINING_FIELDS = {f.name for f in dataclasses.fields(Training)}
+
+
+def cycle_section(
+    model: CycleModel, weight: float, cnn_limits: tuple[float, float] | None
+) -> dict[str, Any]:
+    """The card's ``cycle_model`` entry: the heart-cycle model, its weight in the blend and
+    the range the CNN's logit is held to there (``analyzer.blend_scores``)."""
+    section: dict[str, Any] = {**model.as_dict(), "weight": weight}
+    if cnn_limits is not None:
+        section["cnn_limits"] = list(cnn_limits)
+    return section
 
 
 def load_card(settings: Settings | None = None, path: Path | None = None) -> ModelCard:

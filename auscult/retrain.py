@@ -48,12 +48,13 @@ import utils
 from auscult.analyzer import Analyzer, blend_scores
 from auscult.cache import CachedRecord, build_cache, cycle_features_of, load_cache, record_features
 from auscult.clinic_data import ClinicData, LabelledRecording
-from auscult.cycle_features import CycleModel, fit_cycle_model, recording_cycle_features
+from auscult.cycle_features import fit_cycle_model, recording_cycle_features
 from auscult.datasets import LabelledRecord, read_physionet, split_records
 from auscult.errors import AuscultError, BusyError, InvalidRequestError
 from auscult.inbox import write_atomically
 from auscult.metrics import binary_metrics
 from auscult.model import custom_objects
+from auscult.model_card import cycle_section
 from auscult.registry import Registry, Version
 from auscult.runner import ModelRunner, sha256_of
 from auscult.training import (
@@ -61,6 +62,7 @@ from auscult.training import (
     TrainConfig,
     TrainingCancelled,
     TrainOutcome,
+    cnn_logit_limits,
     export_model,
     fit_decision,
     record_scores,
@@ -205,6 +207,7 @@ def version_runner(version: Version, s: Settings) -> ModelRunner:
         band=card.band,
         cycle_model=model,
         cycle_weight=weight,
+        cnn_limits=card.cnn_limits,
     )
 
 
@@ -288,9 +291,10 @@ def _refit_decision(
     cfg: TrainConfig,
     s: Settings,
     save: bool,
-) -> tuple[CycleModel, DecisionRule]:
-    """The heart-cycle model refitted on ``fit_on``, then calibration, threshold and band
-    from the validation records (as ``make train`` does)."""
+) -> tuple[dict[str, Any], DecisionRule]:
+    """The heart-cycle model refitted on ``fit_on`` (the card's ``cycle_model`` entry, with
+    the CNN's logit range), then calibration, threshold and band from the validation
+    records (as ``make train`` does)."""
     features = cycle_features_of(
         [c.record for c in cached], _cache_dir(s), s, workers=os.cpu_count() or 1, save=save
     )
@@ -305,12 +309,16 @@ def _refit_decision(
         c=cfg.cycle_c,
     )
     predict = lambda w: outcome.model.predict(w[..., None], verbose=0, batch_size=1024).ravel()  # noqa: E731
+    val_cnn = record_scores(predict, val, s)
+    limits = cnn_logit_limits(val_cnn, cfg)
     val_raw = blend_scores(
-        record_scores(predict, val, s),
+        val_cnn,
         cycle_model.logit(np.array([table[c.record.name] for c in val])),
         cfg.cycle_weight,
+        limits,
     )
-    return cycle_model, fit_decision(val_raw, np.array([c.record.label for c in val]), cfg)
+    rule = fit_decision(val_raw, np.array([c.record.label for c in val]), cfg)
+    return cycle_section(cycle_model, cfg.cycle_weight, limits), rule
 
 
 def _register_candidate(
@@ -318,7 +326,7 @@ def _register_candidate(
     base: Version,
     outcome: TrainOutcome,
     rule: DecisionRule,
-    cycle_model: CycleModel,
+    cycle_model: dict[str, Any],
     cfg: TrainConfig,
     clinic_train: Sequence[LabelledRecording],
     started: float,
@@ -334,7 +342,7 @@ def _register_candidate(
             threshold=rule.threshold,
             calibration={**rule.calibration.as_dict(), "fitted_on": "PhysioNet validation records"},
             borderline={**rule.band.as_dict(), "rule": base.card.borderline.get("rule", "")},
-            cycle_model={**cycle_model.as_dict(), "weight": cfg.cycle_weight},
+            cycle_model=cycle_model,
             files={
                 p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)} for p in files.values()
             },

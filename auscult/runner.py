@@ -87,6 +87,7 @@ class ModelRunner:
     band: BorderlineBand | None = None  # None: no borderline band (an empty one at threshold)
     cycle_model: CycleModel | None = None  # blended with the CNN's score (see analyzer)
     cycle_weight: float = 0.0
+    cnn_limits: tuple[float, float] | None = None  # the CNN's logit range in the blend
     #: The registry pointer's state this runner was loaded from (see auscult.registry).
     stamp: tuple[int, int, int] = (0, 0, 0)
 
@@ -125,6 +126,7 @@ class ModelRunner:
             band=card.band,
             cycle_model=cycle_model,
             cycle_weight=cycle_weight,
+            cnn_limits=card.cnn_limits,
             stamp=active.stamp,
         )
 

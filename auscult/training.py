@@ -23,7 +23,7 @@ import utils
 from auscult.analyzer import record_probability
 from auscult.augment import AugmentParams, augment_record, mask
 from auscult.cache import CachedRecord
-from auscult.calibration import BorderlineBand, Calibration, choose_band, fit_platt
+from auscult.calibration import BorderlineBand, Calibration, choose_band, fit_platt, logit
 from auscult.metrics import choose_threshold
 from auscult.model import ModelParams, build_model
 from config import Settings, get_settings
@@ -33,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "TrainOutcome",
     "TrainingCancelled",
+    "cnn_logit_limits",
     "export_model",
     "fit_decision",
     "record_scores",
@@ -71,6 +72,9 @@ class TrainConfig:
     #: 0 is the CNN alone) and its L2 strength (scikit-learn's C).
     cycle_weight: float = 0.5
     cycle_c: float = 0.3
+    #: Share of the validation records' CNN logits left beyond each end of the range the
+    #: CNN's logit is held to in the blend (0.1: their 10th to 90th percentile; 0: free).
+    cnn_limit_share: float = 0.1
     model: ModelParams = field(default_factory=ModelParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     augment_enabled: bool = True
@@ -106,6 +110,17 @@ def fit_decision(val_raw: np.ndarray, val_labels: np.ndarray, cfg: TrainConfig) 
     return DecisionRule(
         calibration, threshold, choose_band(calibrated, threshold, cfg.borderline_share)
     )
+
+
+def cnn_logit_limits(val_cnn_raw: np.ndarray, cfg: TrainConfig) -> tuple[float, float] | None:
+    """The range the CNN's logit is held to in the blend (``analyzer.blend_scores``): the
+    middle of its validation records' logits. None when the recipe leaves it free or has
+    no heart-cycle model to blend with."""
+    if cfg.cnn_limit_share <= 0 or cfg.cycle_weight <= 0:
+        return None
+    share = 100.0 * cfg.cnn_limit_share
+    lo, hi = np.percentile(logit(np.asarray(val_cnn_raw)), [share, 100.0 - share])
+    return round(float(lo), 4), round(float(hi), 4)
 
 
 def record_windows(db: np.ndarray, settings: Settings) -> np.ndarray:

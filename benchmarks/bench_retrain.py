@@ -40,12 +40,13 @@ from auscult.clinic_data import ClinicData  # noqa: E402
 from auscult.cycle_features import fit_cycle_model  # noqa: E402
 from auscult.datasets import split_records  # noqa: E402
 from auscult.metrics import roc_auc  # noqa: E402
-from auscult.model_card import load_card  # noqa: E402
+from auscult.model_card import cycle_section, load_card  # noqa: E402
 from auscult.registry import Registry  # noqa: E402
 from auscult.retrain import SPLIT, RetrainPlan, run, version_runner  # noqa: E402
 from auscult.runner import sha256_of  # noqa: E402
 from auscult.training import (  # noqa: E402
     TrainConfig,
+    cnn_logit_limits,
     export_model,
     fit_decision,
     record_scores,
@@ -71,10 +72,13 @@ def train_base(cached, table, device: str, s, work: Path) -> dict:
     def predict(w):
         return outcome.model.predict(w[..., None], verbose=0, batch_size=1024).ravel()
 
+    val_cnn = record_scores(predict, val, s)
+    limits = cnn_logit_limits(val_cnn, cfg)
     val_raw = blend_scores(
-        record_scores(predict, val, s),
+        val_cnn,
         cycle.logit(np.array([table[c.record.name] for c in val])),
         cfg.cycle_weight,
+        limits,
     )
     rule = fit_decision(val_raw, np.array([c.record.label for c in val]), cfg)
     files = export_model(outcome.model, work / "base", s.model_name)
@@ -84,7 +88,7 @@ def train_base(cached, table, device: str, s, work: Path) -> dict:
         threshold=rule.threshold,
         calibration=rule.calibration.as_dict(),
         borderline=rule.band.as_dict(),
-        cycle_model={**cycle.as_dict(), "weight": cfg.cycle_weight},
+        cycle_model=cycle_section(cycle, cfg.cycle_weight, limits),
         params=dataclasses.asdict(cfg),
         files={p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)} for p in files.values()},
     )

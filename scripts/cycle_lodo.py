@@ -11,7 +11,9 @@ and the threshold chosen on their validation records (sensitivity ≥ 0.9), as f
 With ``--cnn`` (a report of ``gpu_optimized_train.py --lodo-only --report FILE``, which
 holds each fold's raw CNN scores of its validation and held-out records) it also scores the
 blend ``(1 − w) · logit(CNN) + w · cycle logit`` for several weights ``w``, each followed by
-the product's own calibration, threshold and borderline rule (``training.fit_decision``).
+the product's own calibration, threshold and borderline rule (``training.fit_decision``),
+the CNN's logit held to the middle of its validation scores as training holds it
+(``training.cnn_logit_limits``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from auscult.cache import cycle_features_of
 from auscult.cycle_features import fit_cycle_model
 from auscult.datasets import lodo_folds, read_physionet, split_records
 from auscult.metrics import binary_metrics, unsure_half_right
-from auscult.training import TrainConfig, fit_decision
+from auscult.training import TrainConfig, cnn_logit_limits, fit_decision
 from config import get_settings
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -75,8 +77,9 @@ def main() -> None:
             else:
                 cnn_va = np.array([fold["validation_scores"][r.name] for r in va])
                 cnn_te = np.array([fold["test_scores"][r.name] for r in test_side])
-                raw_va = blend_scores(cnn_va, cyc_va, w)
-                raw_te = blend_scores(cnn_te, cyc_te, w)
+                limits = cnn_logit_limits(cnn_va, cfg) if w > 0 else None
+                raw_va = blend_scores(cnn_va, cyc_va, w, limits)
+                raw_te = blend_scores(cnn_te, cyc_te, w, limits)
             rule = fit_decision(raw_va, y[i_va], cfg)
             prob = rule.calibration(raw_te)
             m = binary_metrics(y[i_te], prob, rule.threshold)
@@ -121,8 +124,9 @@ def record(path: Path, section: dict, weight: float, cnn: Path) -> None:
         "mean_auc": section["mean_auc"],
         "params": card["params"],
         "how": f"CNN fold scores from {cnn.name} (12 epochs per fold), heart-cycle model "
-        f"fitted on each fold's training records, blended with weight {weight}; calibration, "
-        "threshold and band from the fold's validation records",
+        f"fitted on each fold's training records, blended with weight {weight} (the CNN's "
+        "logit held to the middle of its validation scores); calibration, threshold and band "
+        "from the fold's validation records",
     }
     path.write_text(json.dumps(card, indent=2) + "\n")
     print(f"recorded the LODO folds of weight {weight} in {path}")

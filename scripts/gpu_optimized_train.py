@@ -36,10 +36,12 @@ from auscult.cycle_features import CycleModel, fit_cycle_model
 from auscult.datasets import lodo_folds, read_physionet, split_records
 from auscult.metrics import binary_metrics, metrics_by_group, plot_reliability, unsure_half_right
 from auscult.model import ModelParams
+from auscult.model_card import cycle_section
 from auscult.runner import sha256_of
 from auscult.training import (
     DecisionRule,
     TrainConfig,
+    cnn_logit_limits,
     configure_devices,
     export_model,
     fit_decision,
@@ -206,13 +208,13 @@ def fit_cycles(train: list[CachedRecord], table: CycleTable, cfg: TrainConfig) -
 
 def blended(
     raw: np.ndarray, records: list[CachedRecord], model: CycleModel | None, table: CycleTable,
-    cfg: TrainConfig,
+    cfg: TrainConfig, cnn_limits: tuple[float, float] | None,
 ) -> np.ndarray:  # fmt: skip
     """The CNN's record scores blended with the heart-cycle model, as the analyzer does."""
     if model is None:
         return raw
     cycle_logit = model.logit(np.array([table[c.record.name] for c in records]))
-    return blend_scores(raw, cycle_logit, cfg.cycle_weight)
+    return blend_scores(raw, cycle_logit, cfg.cycle_weight, cnn_limits)
 
 
 def _by_name(records: list[CachedRecord], scores: np.ndarray) -> dict[str, float]:
@@ -238,8 +240,9 @@ def run_lodo(
         va_cnn = record_scores(predict, va, settings)
         te_cnn = record_scores(predict, te, settings)
         cycles = fit_cycles(tr, table, cfg)
-        va_raw = blended(va_cnn, va, cycles, table, cfg)
-        te_raw = blended(te_cnn, te, cycles, table, cfg)
+        limits = cnn_logit_limits(va_cnn, cfg) if cycles is not None else None
+        va_raw = blended(va_cnn, va, cycles, table, cfg, limits)
+        te_raw = blended(te_cnn, te, cycles, table, cfg, limits)
         rule = fit_decision(va_raw, labels(va), cfg)
         p = rule.calibration(te_raw)
         m = binary_metrics(labels(te), p, rule.threshold)
@@ -343,12 +346,15 @@ def main() -> None:
     predict = keras_predictor(outcome.model)
     table = cycle_table(cached, args, settings)
     cycles = fit_cycles(train, table, args.train)
-    val_raw = blended(record_scores(predict, val, settings), val, cycles, table, args.train)
+    val_cnn = record_scores(predict, val, settings)
+    limits = cnn_logit_limits(val_cnn, args.train) if cycles is not None else None
+    val_raw = blended(val_cnn, val, cycles, table, args.train, limits)
     rule = fit_decision(val_raw, labels(val), args.train)
     threshold = rule.threshold
     val_scores = rule.calibration(val_raw)
     val_m = binary_metrics(labels(val), val_scores, threshold)
-    test_raw = blended(record_scores(predict, test, settings), test, cycles, table, args.train)
+    test_cnn = record_scores(predict, test, settings)
+    test_raw = blended(test_cnn, test, cycles, table, args.train, limits)
     test_scores = rule.calibration(test_raw)
     test_m = binary_metrics(labels(test), test_scores, threshold)
     databases = np.array([c.record.database for c in test])
@@ -397,7 +403,9 @@ def main() -> None:
         },
         "aggregation": "mean of window scores, then calibration"
         if cycles is None
-        else f"mean of window scores, its logit blended with the heart-cycle model's "
+        else f"mean of window scores, its logit held to {limits} (the "
+        f"{args.train.cnn_limit_share:.0%}–{1 - args.train.cnn_limit_share:.0%} percentiles of "
+        f"the validation records') and blended with the heart-cycle model's "
         f"(weight {args.train.cycle_weight}), then calibration",
         "metrics": {
             "validation": val_m.as_dict(),
@@ -430,7 +438,7 @@ def main() -> None:
         },
     }
     if cycles is not None:
-        metadata["cycle_model"] = {**cycles.as_dict(), "weight": args.train.cycle_weight}
+        metadata["cycle_model"] = cycle_section(cycles, args.train.cycle_weight, limits)
     path = args.out / "metadata.json"
     path.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     print(

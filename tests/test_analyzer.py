@@ -52,11 +52,14 @@ def test_every_window_is_reported_and_the_record_probability_is_their_calibrated
     runner = analyzer.runner
     raw = runner.predict(utils.model_input(recording).windows)
     assert runner.cycle_model is not None  # the committed recipe blends in the cycle model
+    assert runner.cnn_limits is not None  # … with the CNN's logit held to its validation range
     band = analysis.model_input.band
     evidence = cycle_features(band, analyzer.settings.band_rate, analysis.cycles)
     logit = float(runner.cycle_model.logit(evidence)[0])
-    windows = blend_scores(raw, logit, runner.cycle_weight)
-    record = float(blend_scores(record_probability(raw), logit, runner.cycle_weight))
+    windows = blend_scores(raw, logit, runner.cycle_weight, runner.cnn_limits)
+    record = float(
+        blend_scores(record_probability(raw), logit, runner.cycle_weight, runner.cnn_limits)
+    )
     calibrate = runner.calibration
     assert result.probability == pytest.approx(calibrate.scalar(record))
     np.testing.assert_allclose(result.window_probabilities, calibrate(windows), rtol=1e-6)
@@ -182,9 +185,33 @@ def test_the_heart_cycle_model_moves_the_score_by_its_weight(wav_bytes, heart_8k
     n = len(FEATURE_NAMES)
     sure = CycleModel(FEATURE_NAMES, (0.0,) * n, (0.0,) * n, (1.0,) * n, (0.0,) * n, 3.0)
     runner.cycle_model, runner.cycle_weight = sure, 0.5  # evidence says "abnormal", logit 3
+    runner.cnn_limits = None
     blended = Analyzer(runner=runner).analyze(wav_bytes(heart_8k, 8000))
     cnn = record_probability(runner.predict(plain.model_input.windows))
     expected = runner.calibration.scalar(float(blend_scores(cnn, 3.0, 0.5)))
     assert blended.probability == pytest.approx(expected)
     assert blended.probability > plain.result.probability
     assert blend_scores(cnn, 3.0, 0.0) == pytest.approx(cnn)  # weight 0: the CNN alone
+
+
+def test_the_cnn_cannot_outvote_the_heart_cycle_model_beyond_its_validation_range(
+    wav_bytes, heart_8k
+):
+    from auscult.analyzer import blend_scores
+    from auscult.cycle_features import FEATURE_NAMES, CycleModel
+    from auscult.runner import ModelRunner
+
+    # a CNN surer than its limits counts as sure as the limit, and no surer
+    assert blend_scores(0.99999, -1.0, 0.5, (-3.0, 1.0)) == pytest.approx(0.5)
+    assert blend_scores(1e-5, 1.0, 0.5, (-1.0, 3.0)) == pytest.approx(0.5)
+    assert blend_scores(0.5, -1.0, 0.5, (-3.0, 1.0)) == pytest.approx(blend_scores(0.5, -1.0, 0.5))
+
+    runner = ModelRunner.from_settings()
+    n = len(FEATURE_NAMES)
+    runner.cycle_model = CycleModel(
+        FEATURE_NAMES, (0.0,) * n, (0.0,) * n, (1.0,) * n, (0.0,) * n, 2.0
+    )
+    runner.cycle_weight, runner.cnn_limits = 0.5, (-0.5, -0.5)  # the CNN pinned at logit -0.5
+    result = Analyzer(runner=runner).analyze(wav_bytes(heart_8k, 8000))
+    pinned = 1 / (1 + np.exp(-(0.5 * -0.5 + 0.5 * 2.0)))
+    assert result.probability == pytest.approx(runner.calibration.scalar(pinned))

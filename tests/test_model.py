@@ -188,3 +188,32 @@ def test_a_model_with_relaxed_frequency_norm_saves_reloads_and_exports_to_litert
     )
     np.testing.assert_allclose(reloaded.predict(x, verbose=0).ravel(), expected, atol=1e-6)
     np.testing.assert_allclose(_Interpreter(files["tflite"]).run([x]), expected, atol=1e-4)
+
+
+def test_the_cnn_logit_is_held_to_the_middle_of_its_validation_scores_only_in_a_blend():
+    import dataclasses
+
+    from auscult.calibration import logit
+    from auscult.training import TrainConfig, cnn_logit_limits
+
+    scores = 1 / (1 + np.exp(-np.linspace(-5.0, 5.0, 101)))  # logits −5 … 5 in steps of 0.1
+    lo, hi = cnn_logit_limits(scores, TrainConfig())  # the committed share: 10 % at each end
+    assert (lo, hi) == pytest.approx((-4.0, 4.0), abs=1e-3)
+    assert np.mean((logit(scores) < lo) | (logit(scores) > hi)) == pytest.approx(0.2, abs=0.02)
+    assert cnn_logit_limits(scores, dataclasses.replace(TrainConfig(), cnn_limit_share=0)) is None
+    assert cnn_logit_limits(scores, dataclasses.replace(TrainConfig(), cycle_weight=0)) is None
+
+
+def test_the_card_keeps_the_cnn_limits_beside_the_cycle_model():
+    import dataclasses
+
+    from auscult.model_card import cycle_section, load_card
+
+    card = load_card()
+    model, weight = card.cycle_blend
+    assert model is not None
+    section = cycle_section(model, weight, (-2.5, 1.25))
+    assert dataclasses.replace(card, cycle_model=section).cnn_limits == (-2.5, 1.25)
+    older = {k: v for k, v in section.items() if k != "cnn_limits"}
+    assert dataclasses.replace(card, cycle_model=older).cnn_limits is None  # a card of old
+    assert dataclasses.replace(card, cycle_model={}).cnn_limits is None  # the CNN alone

@@ -70,6 +70,8 @@ def test_a_retraining_registers_a_judged_candidate(settings, clinic_of_training_
     assert len(names) == 2
     candidate = registry.get(result["candidate"])
     assert candidate.card.parent == result["base"]
+    lo, hi = candidate.card.cnn_limits  # held to the fine-tuned CNN's own validation range
+    assert lo < hi
     assert (candidate.folder / f"{settings.model_name}.keras").is_file()  # can be fine-tuned
     for side in ("before", "after"):
         assert set(result[side]) == {"fixed", "clinic"}
