@@ -240,7 +240,7 @@ def run_lodo(
         va_cnn = record_scores(predict, va, settings)
         te_cnn = record_scores(predict, te, settings)
         cycles = fit_cycles(tr, table, cfg)
-        limits = cnn_logit_limits(va_cnn, cfg) if cycles is not None else None
+        limits = cnn_logit_limits(va_cnn, cfg)
         va_raw = blended(va_cnn, va, cycles, table, cfg, limits)
         te_raw = blended(te_cnn, te, cycles, table, cfg, limits)
         rule = fit_decision(va_raw, labels(va), cfg)
@@ -347,7 +347,7 @@ def main() -> None:
     table = cycle_table(cached, args, settings)
     cycles = fit_cycles(train, table, args.train)
     val_cnn = record_scores(predict, val, settings)
-    limits = cnn_logit_limits(val_cnn, args.train) if cycles is not None else None
+    limits = cnn_logit_limits(val_cnn, args.train)
     val_raw = blended(val_cnn, val, cycles, table, args.train, limits)
     rule = fit_decision(val_raw, labels(val), args.train)
     threshold = rule.threshold

@@ -97,6 +97,8 @@ def test_trainer_runs_end_to_end_on_a_few_records(tmp_path):
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["training"]["records"]["train"] > 0
     assert 0 < meta["threshold"] < 1
+    lo, hi = meta["cycle_model"]["cnn_limits"]  # the blend holds the CNN to its validation range
+    assert lo <= hi
     import dataclasses
 
     settings = dataclasses.replace(get_settings(), models_dir=out)
