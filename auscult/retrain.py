@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 import utils
-from auscult.analyzer import Analyzer, blend_scores
+from auscult.analyzer import Analyzer
 from auscult.cache import CachedRecord, build_cache, cycle_features_of, load_cache, record_features
 from auscult.clinic_data import ClinicData, LabelledRecording
 from auscult.cycle_features import fit_cycle_model, recording_cycle_features
@@ -62,9 +62,8 @@ from auscult.training import (
     TrainConfig,
     TrainingCancelled,
     TrainOutcome,
-    cnn_logit_limits,
+    blended_decision,
     export_model,
-    fit_decision,
     record_scores,
     train_model,
 )
@@ -197,18 +196,7 @@ def _evaluate(runner: ModelRunner, paths: list[Path], labels: np.ndarray, s: Set
 
 def version_runner(version: Version, s: Settings) -> ModelRunner:
     """A runner of one registered version (not necessarily the serving one)."""
-    card = version.card
-    model, weight = card.cycle_blend
-    return ModelRunner(
-        path=version.tflite_path,
-        threshold=card.threshold,
-        card=card,
-        calibration=card.calibration_map,
-        band=card.band,
-        cycle_model=model,
-        cycle_weight=weight,
-        cnn_limits=card.cnn_limits,
-    )
+    return ModelRunner.of_card(version.tflite_path, version.card)
 
 
 def _clinic_cached(items: Sequence[LabelledRecording], s: Settings) -> list[CachedRecord]:
@@ -309,15 +297,12 @@ def _refit_decision(
         c=cfg.cycle_c,
     )
     predict = lambda w: outcome.model.predict(w[..., None], verbose=0, batch_size=1024).ravel()  # noqa: E731
-    val_cnn = record_scores(predict, val, s)
-    limits = cnn_logit_limits(val_cnn, cfg)
-    val_raw = blend_scores(
-        val_cnn,
+    limits, rule = blended_decision(
+        record_scores(predict, val, s),
         cycle_model.logit(np.array([table[c.record.name] for c in val])),
-        cfg.cycle_weight,
-        limits,
+        np.array([c.record.label for c in val]),
+        cfg,
     )
-    rule = fit_decision(val_raw, np.array([c.record.label for c in val]), cfg)
     return cycle_section(cycle_model, cfg.cycle_weight, limits), rule
 
 

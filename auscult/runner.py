@@ -116,18 +116,31 @@ class ModelRunner:
                     f"{path.name} does not match the sha256 in metadata.json; restore it from git"
                 )
         check_preprocessing(card, s)
+        return cls.of_card(path, card, threads=s.inference_threads, stamp=active.stamp)
+
+    @classmethod
+    def of_card(
+        cls,
+        path: Path,
+        card: ModelCard,
+        *,
+        threads: int = 1,
+        stamp: tuple[int, int, int] = (0, 0, 0),
+    ) -> ModelRunner:
+        """A runner of the ``.tflite`` at ``path`` with everything its card decides: the
+        threshold, calibration, borderline band and the blend with the heart-cycle model."""
         cycle_model, cycle_weight = card.cycle_blend
         return cls(
             path=path,
             threshold=card.threshold,
             card=card,
-            threads=s.inference_threads,
+            threads=threads,
             calibration=card.calibration_map,
             band=card.band,
             cycle_model=cycle_model,
             cycle_weight=cycle_weight,
             cnn_limits=card.cnn_limits,
-            stamp=active.stamp,
+            stamp=stamp,
         )
 
     @property

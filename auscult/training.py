@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import utils
-from auscult.analyzer import record_probability
+from auscult.analyzer import blend_scores, record_probability
 from auscult.augment import AugmentParams, augment_record, mask
 from auscult.cache import CachedRecord
 from auscult.calibration import BorderlineBand, Calibration, choose_band, fit_platt, logit
@@ -33,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "TrainOutcome",
     "TrainingCancelled",
+    "blended_decision",
     "cnn_logit_limits",
     "export_model",
     "fit_decision",
@@ -121,6 +122,16 @@ def cnn_logit_limits(val_cnn_raw: np.ndarray, cfg: TrainConfig) -> tuple[float, 
     share = 100.0 * cfg.cnn_limit_share
     lo, hi = np.percentile(logit(np.asarray(val_cnn_raw)), [share, 100.0 - share])
     return round(float(lo), 4), round(float(hi), 4)
+
+
+def blended_decision(
+    val_cnn_raw: np.ndarray, val_cycle_logit: np.ndarray, val_labels: np.ndarray, cfg: TrainConfig
+) -> tuple[tuple[float, float] | None, DecisionRule]:
+    """The CNN's logit limits and the decision rule fitted on the validation records'
+    blended scores, as ``make train`` fits them for a CNN and its heart-cycle model."""
+    limits = cnn_logit_limits(val_cnn_raw, cfg)
+    raw = blend_scores(val_cnn_raw, val_cycle_logit, cfg.cycle_weight, limits)
+    return limits, fit_decision(raw, val_labels, cfg)
 
 
 def record_windows(db: np.ndarray, settings: Settings) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from _report import publish  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from auscult.analyzer import Analyzer, blend_scores  # noqa: E402
+from auscult.analyzer import Analyzer  # noqa: E402
 from auscult.cache import cycle_features_of, load_cache  # noqa: E402
 from auscult.clinic_data import ClinicData  # noqa: E402
 from auscult.cycle_features import fit_cycle_model  # noqa: E402
@@ -46,9 +46,8 @@ from auscult.retrain import SPLIT, RetrainPlan, run, version_runner  # noqa: E40
 from auscult.runner import sha256_of  # noqa: E402
 from auscult.training import (  # noqa: E402
     TrainConfig,
-    cnn_logit_limits,
+    blended_decision,
     export_model,
-    fit_decision,
     record_scores,
     train_model,
 )
@@ -72,15 +71,12 @@ def train_base(cached, table, device: str, s, work: Path) -> dict:
     def predict(w):
         return outcome.model.predict(w[..., None], verbose=0, batch_size=1024).ravel()
 
-    val_cnn = record_scores(predict, val, s)
-    limits = cnn_logit_limits(val_cnn, cfg)
-    val_raw = blend_scores(
-        val_cnn,
+    limits, rule = blended_decision(
+        record_scores(predict, val, s),
         cycle.logit(np.array([table[c.record.name] for c in val])),
-        cfg.cycle_weight,
-        limits,
+        np.array([c.record.label for c in val]),
+        cfg,
     )
-    rule = fit_decision(val_raw, np.array([c.record.label for c in val]), cfg)
     files = export_model(outcome.model, work / "base", s.model_name)
     card = load_card(s).to_dict()
     card.update(
