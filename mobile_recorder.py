@@ -225,7 +225,12 @@ def create_app(
         except NotPairedError:
             return _error(403, "this page is not paired with the desktop; scan the QR code again")
         return JSONResponse(
-            {"paired": True, "sites": list(SITES), "max_upload_bytes": s.max_upload_bytes}
+            {
+                "paired": True,
+                "sites": list(SITES),
+                "max_upload_bytes": s.max_upload_bytes,
+                "min_seconds": s.min_duration_s,
+            }
         )
 
     @app.get("/api/recordings/{entry_id:int}")

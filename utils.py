@@ -382,7 +382,7 @@ def _finish(mixer: _Mixer, s: Settings, warnings: list[str]) -> Recording:
         raise InvalidAudioError("the recording holds no samples (0 s); record again")
     if duration < s.min_duration_s:
         raise InvalidAudioError(
-            f"recording is {duration:.1f} s long; record at least {s.min_duration_s:.0f} s "
+            f"recording is {duration:.1f} s long; record at least {s.min_duration_s:g} s "
             "(10–30 s is best)"
         )
     variance = mixer.variance()

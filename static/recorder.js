@@ -31,6 +31,7 @@
     site: SITE_NAMES[remembered('auscult.site')] ? remembered('auscult.site') : null,
     seconds: [10, 15, 30].includes(Number(remembered('auscult.seconds'))) ? Number(remembered('auscult.seconds')) : 15,
     paired: null, // null unknown, true, false
+    minSeconds: 2, // the desktop's shortest accepted recording (from /api/session)
     rec: null, // the recording in progress
     items: [], // recordings not yet confirmed, and the last confirmed ones
   };
@@ -130,6 +131,8 @@
         showAlert('This pairing code is out of date (Auscult was restarted). Scan the new QR code on the computer.', true);
       } else if (res.ok) {
         state.paired = true;
+        const session = await res.json();
+        if (Number(session.min_seconds) > 0) state.minSeconds = Number(session.min_seconds);
         setLink('Connected ✓', 'ok');
         if ($('alert').classList.contains('bad') && isSecure()) showAlert('');
       } else {
@@ -292,8 +295,8 @@
     $('progress').style.width = (100 * rec.n / rec.target).toFixed(1) + '%';
     $('level').style.width = '0';
     setHint('Recorded ' + seconds.toFixed(0) + ' s at the ' + SITE_NAMES[rec.site].toLowerCase() + ' site.', '');
-    if (seconds < 3) {
-      setStatus('Too short (' + seconds.toFixed(1) + ' s): record at least 3 s.', 'bad');
+    if (seconds < state.minSeconds) {
+      setStatus('Too short (' + seconds.toFixed(1) + ' s): record at least ' + state.minSeconds + ' s.', 'bad');
       return;
     }
     const samples = new Float32Array(rec.n);

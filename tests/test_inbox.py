@@ -95,7 +95,7 @@ def test_non_audio_is_refused_with_a_human_message(settings, store):
 
 
 def test_unusable_audio_is_refused_with_the_front_end_message(settings, store):
-    with pytest.raises(InvalidAudioError, match="record at least 3 s") as info:
+    with pytest.raises(InvalidAudioError, match="record at least 2 s") as info:
         deliver_recording(heart_wav(seconds=1.0), store=store, settings=settings)
     assert not isinstance(info.value, NotAudioError)
     silent = io.BytesIO()

@@ -77,11 +77,11 @@ def test_complete_stores_the_result_and_it_reads_back_unchanged(store):
 def test_fail_keeps_a_human_message(store):
     entry_id = store.add_pending(source="inbox", filename="c.webm")
 
-    store.fail(entry_id, "recording is 0.8 s long; record at least 3 s")
+    store.fail(entry_id, "recording is 0.8 s long; record at least 2 s")
 
     entry = store.get(entry_id)
     assert entry.status == "error"
-    assert entry.error == "recording is 0.8 s long; record at least 3 s"
+    assert entry.error == "recording is 0.8 s long; record at least 2 s"
     assert entry.label is None
     assert entry.result is None
 

@@ -211,7 +211,7 @@ def test_windows_cover_the_whole_recording(seconds):
 
 def test_short_recording_is_padded_and_flagged():
     s = Settings()
-    x = heart_at(RATE, seconds=3.2)  # longer than the 3 s minimum, shorter than a window
+    x = heart_at(RATE, seconds=3.2)  # longer than the 2 s minimum, shorter than a window
 
     mi = utils.model_input(recording(x, RATE), s)
 
@@ -492,7 +492,7 @@ def test_constant_offset_counts_as_silent(wav_bytes):
 
 @degenerate
 def test_half_second_is_too_short(wav_bytes):
-    with pytest.raises(InvalidAudioError, match=r"0\.5 s long; record at least 3 s"):
+    with pytest.raises(InvalidAudioError, match=r"0\.5 s long; record at least 2 s"):
         utils.load_audio(wav_bytes(heart_at(RATE, seconds=0.5), RATE))
 
 
