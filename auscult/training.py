@@ -235,8 +235,15 @@ def record_weights(records: Sequence[CachedRecord], database_weight: str = "size
 
 
 def configure_devices() -> str:
-    """Use the GPU with mixed precision when there is one; say which device trains."""
+    """Use the GPU with mixed precision when there is one; say which device trains.
+
+    Under another Keras backend (``KERAS_BACKEND=jax``, for experiments on a machine without
+    TensorFlow) that backend places the work itself.
+    """
     import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return f"{keras.backend.backend()} backend"
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

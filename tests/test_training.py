@@ -129,3 +129,14 @@ def test_mixup_blends_only_across_databases_and_keeps_each_window_dominant():
 
 def test_no_mixup_by_default_keeps_the_committed_recipe():
     assert TrainConfig().mixup_share == 0.0
+
+
+def test_another_keras_backend_trains_without_tensorflow(monkeypatch):
+    from types import SimpleNamespace
+
+    from auscult.training import configure_devices
+
+    fake_keras = SimpleNamespace(backend=SimpleNamespace(backend=lambda: "jax"))
+    monkeypatch.setitem(sys.modules, "keras", fake_keras)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # importing it would fail
+    assert configure_devices() == "jax backend"
