@@ -154,6 +154,8 @@ _8_BIT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8"})
 #: 256 k frames (5.5 s at 48 kHz, 1 MB per channel): a 30 s phone WAV decoded ~0.6 ms
 #: faster than in 64 k blocks.
 BLOCK_FRAMES = 1 << 18
+#: The warning for a file that stops before its declared end.
+_TRUNCATED = "the file ends early (truncated); only the readable part was used"
 #: Sample values beyond this many times full scale mean a corrupt or unscaled float file.
 _MAX_MAGNITUDE = 1000.0
 _PCM16_SCALE = np.float32(1.0 / 32768.0)  # libsndfile's own int16 → float scale
@@ -308,24 +310,28 @@ def _decode_soundfile(src: _Source, s: Settings, warnings: list[str]) -> _Mixer 
                 "the file is 8-bit audio: quiet heart sounds and murmurs lose detail in its "
                 "coarse steps and the answer can change; record or export at 16 bit"
             )
-        while True:
-            if as_int16:
-                raw = f.read(BLOCK_FRAMES, dtype="int16", always_2d=True)
-                if len(raw) == 0:
-                    break
-                mixer.add_pcm16(raw)
-            else:
-                block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if len(block) == 0:
-                    break
-                mixer.add(block)
+        try:
+            while True:
+                if as_int16:
+                    raw = f.read(BLOCK_FRAMES, dtype="int16", always_2d=True)
+                    if len(raw) == 0:
+                        break
+                    mixer.add_pcm16(raw)
+                else:
+                    block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    if len(block) == 0:
+                        break
+                    mixer.add(block)
+        except sf.LibsndfileError:  # cut off or damaged mid-stream (a FLAC "lost sync")
+            warnings.append(_TRUNCATED)
+            return _decode_pyav(src, s)  # FFmpeg reads up to the damage
         truncated = mixer.frames < f.frames or _riff_data_missing(src.head, src.size)
     if truncated and mixer.frames == 0:
         raise InvalidAudioError(
             f"{src.name} is truncated: it holds a header but no audio; record or export it again"
         )
     if truncated:
-        warnings.append("the file ends early (truncated); only the readable part was used")
+        warnings.append(_TRUNCATED)
     return mixer
 
 

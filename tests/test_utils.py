@@ -373,6 +373,17 @@ def test_truncated_wav_is_analysed_with_a_warning(wav_bytes):
     assert utils.model_input(rec).windows.shape[0] >= 5
 
 
+def test_flac_cut_off_mid_stream_is_analysed_up_to_the_cut_with_a_warning():
+    buf = io.BytesIO()
+    sf.write(buf, heart_at(RATE, seconds=20.0), RATE, format="FLAC")
+    data = buf.getvalue()
+
+    rec = utils.load_audio(data[: len(data) * 6 // 10])  # libsndfile loses sync here
+
+    assert 8.0 < rec.duration_s < 14.0
+    assert any("truncated" in w for w in rec.warnings)
+
+
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16"])
 def test_8_bit_audio_is_analysed_with_a_warning_about_its_coarse_steps(subtype):
     buf = io.BytesIO()
@@ -404,6 +415,16 @@ def test_wav_truncated_to_its_header_is_refused(wav_bytes):
     header_only = wav_bytes(heart_at(RATE), RATE)[:44]
     with pytest.raises(InvalidAudioError, match="truncated: it holds a header but no audio"):
         utils.load_audio(header_only)
+
+
+@degenerate
+def test_flac_cut_off_before_its_first_whole_frame_is_refused():
+    buf = io.BytesIO()
+    sf.write(buf, heart_at(RATE, seconds=20.0), RATE, format="FLAC")
+    data = buf.getvalue()
+    first_frame = data.index(b"\xff\xf8", 4)  # a FLAC frame's sync code
+    with pytest.raises(InvalidAudioError, match="not a readable audio recording"):
+        utils.load_audio(data[: first_frame + 100])
 
 
 @degenerate
