@@ -345,8 +345,17 @@ def _declared_frames(container, stream) -> int | None:
     return None
 
 
-def _decode_pyav(src: _Source, s: Settings) -> _Mixer:
-    """Decode compressed phone formats (webm/opus, mp4/aac, …) with FFmpeg via PyAV."""
+#: Containers whose header records the length (a raw ADTS or MP3 stream's is estimated from
+#: the bit rate, and a variable bit rate moves it by more than a cut would).
+_LENGTH_IN_HEADER = frozenset({"matroska", "webm", "mov", "mp4", "m4a"})
+
+
+def _decode_pyav(src: _Source, s: Settings, warnings: list[str] | None = None) -> _Mixer:
+    """Decode compressed phone formats (webm/opus, mp4/aac, …) with FFmpeg via PyAV.
+
+    A file that FFmpeg stops on part way, or that decodes to clearly less than its header
+    says it holds, adds the truncation warning to ``warnings``.
+    """
     import av
 
     try:
@@ -364,6 +373,7 @@ def _decode_pyav(src: _Source, s: Settings) -> _Mixer:
             if declared is not None and declared > mixer.limit * 1.01:
                 mixer._too_long(declared / mixer.rate)
             resampler = av.AudioResampler(format="fltp")
+            ended_early = False
             try:
                 for frame in container.decode(stream):
                     for out in resampler.resample(frame):
@@ -372,12 +382,20 @@ def _decode_pyav(src: _Source, s: Settings) -> _Mixer:
                 if mixer.frames == 0:
                     raise
                 log.warning("decoding stopped early: %s", exc)
+                ended_early = True
             for out in resampler.resample(None):
                 mixer.add(out.to_ndarray().T)
     except av.error.FFmpegError as exc:
         raise NotAudioError(_NOT_READABLE) from exc
     if mixer.frames == 0:
         raise NotAudioError("the file decodes to no audio at all; record again")
+    short = (
+        declared is not None
+        and mixer.frames < 0.95 * declared
+        and bool(_LENGTH_IN_HEADER & set(container.format.name.split(",")))
+    )
+    if warnings is not None and (ended_early or short):
+        warnings.append(_TRUNCATED)
     return mixer
 
 
@@ -431,7 +449,7 @@ def load_audio(source: AudioSource, settings: Settings | None = None) -> Recordi
     warnings: list[str] = []
     mixer = _decode_soundfile(src, s, warnings)
     if mixer is None:
-        mixer = _decode_pyav(src, s)
+        mixer = _decode_pyav(src, s, warnings)
     elif mixer.frames == 0 and (found := _samples_after_empty_header(src, s)) is not None:
         mixer = found  # (_decode_soundfile refuses a truncated file with no audio)
         warnings.append(

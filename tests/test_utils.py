@@ -313,10 +313,43 @@ def test_phone_formats_decode_with_pyav(container, phone_bytes):
 
     assert rec.duration_s == pytest.approx(20.0, abs=0.1)
     assert rec.channels == 1
+    assert rec.warnings == ()
     original = utils.model_input(recording(x, RATE))
     decoded = utils.model_input(rec)
     assert decoded.windows.shape == original.windows.shape
     assert np.corrcoef(original.windows.ravel(), decoded.windows.ravel())[0, 1] > 0.98
+
+
+def test_phone_recording_cut_off_mid_stream_is_analysed_with_a_warning(phone_bytes):
+    data = phone_bytes(heart_at(RATE), RATE, "webm")
+
+    rec = utils.load_audio(data[: len(data) * 6 // 10])  # the header still says 20 s
+
+    assert 8.0 < rec.duration_s < 16.0
+    assert any("truncated" in w for w in rec.warnings)
+
+
+def test_a_whole_raw_aac_stream_is_not_called_truncated():
+    """ADTS has no length field; FFmpeg's estimate from a variable bit rate is not a cut."""
+    import av
+
+    x = heart_at(48000)
+    x[: 8 * 48000] *= 0.001  # a quiet start: the bit rate varies along the file
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="adts") as out:
+        stream = out.add_stream("aac", rate=48000, layout="mono")
+        for start in range(0, len(x), 1024):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(x[None, start : start + 1024]), format="flt", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 48000, start
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+    rec = utils.load_audio(buf.getvalue())
+
+    assert rec.duration_s == pytest.approx(20.0, abs=0.1)
+    assert rec.warnings == ()
 
 
 def test_a_path_reads_like_bytes(tmp_path, wav_bytes):
