@@ -364,6 +364,7 @@ def _decode_pyav(src: _Source, s: Settings, warnings: list[str] | None = None) -
                 raise NotAudioError("the file holds no audio track")
             stream = container.streams.audio[0]
             declared = _declared_frames(container, stream)
+            length_in_header = bool(_LENGTH_IN_HEADER & set(container.format.name.split(",")))
             mixer = _Mixer(
                 stream.codec_context.sample_rate or 48000,
                 stream.codec_context.channels or 1,
@@ -389,11 +390,7 @@ def _decode_pyav(src: _Source, s: Settings, warnings: list[str] | None = None) -
         raise NotAudioError(_NOT_READABLE) from exc
     if mixer.frames == 0:
         raise NotAudioError("the file decodes to no audio at all; record again")
-    short = (
-        declared is not None
-        and mixer.frames < 0.95 * declared
-        and bool(_LENGTH_IN_HEADER & set(container.format.name.split(",")))
-    )
+    short = length_in_header and declared is not None and mixer.frames < 0.95 * declared
     if warnings is not None and (ended_early or short):
         warnings.append(_TRUNCATED)
     return mixer
