@@ -36,6 +36,7 @@ from scipy import signal as sps
 from utils import resample
 
 __all__ = [
+    "ENCODINGS",
     "PHONE_FORMATS",
     "PHONE_RATE",
     "PhoneChannel",
@@ -53,6 +54,9 @@ PHONE_FORMATS = {
     "webm": ("libopus", 48000),  # Android Chrome's MediaRecorder
     "mp4": ("aac", 48000),  # iOS Safari's MediaRecorder (.m4a/.mp4)
 }
+#: What :func:`encode_phone` writes: the browsers' formats, and the raw AAC stream (ADTS,
+#: ``.aac``) some recorder apps save; the simulated channel draws from the browsers' only.
+ENCODINGS = {**PHONE_FORMATS, "adts": ("aac", 48000)}
 MIC_ORDER = 3  # the microphone low cut's Butterworth order
 #: Noise-only recordings the quality gate must refuse: what a phone picks up when it is not on
 #: a chest. Music and feedback whistles are in the artifact class of the PASCAL 2011 phone
@@ -239,10 +243,10 @@ def _limiter(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def encode_phone(samples: np.ndarray, rate: int, container: str, bit_rate: int = 64000) -> bytes:
-    """Encode mono float samples as a phone's browser would: WebM/Opus or MP4/AAC (PyAV)."""
+    """Encode mono float samples as a phone would: WebM/Opus, MP4/AAC or raw AAC (PyAV)."""
     import av
 
-    codec, codec_rate = PHONE_FORMATS[container]
+    codec, codec_rate = ENCODINGS[container]
     x = np.asarray(samples, dtype=np.float32)
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as out:

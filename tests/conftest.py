@@ -118,5 +118,5 @@ def soundfile_bytes() -> Callable[..., bytes]:
 
 @pytest.fixture(scope="session")
 def phone_bytes() -> Callable[..., bytes]:
-    """``phone_bytes(samples, rate, container) -> bytes``: WebM/Opus or MP4/AAC via PyAV."""
+    """``phone_bytes(samples, rate, container) -> bytes``: WebM/Opus, MP4/AAC or ADTS via PyAV."""
     return encode_phone
