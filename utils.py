@@ -39,6 +39,7 @@ __all__ = [
     "prepare_signal",
     "log_mel_db",
     "normalise_bands",
+    "coarse_bands",
     "frame_windows",
     "model_input",
     "mel_band_edges",
@@ -717,6 +718,23 @@ def normalise_bands(db: np.ndarray) -> np.ndarray:
     return ((db - db.mean(axis=1, keepdims=True)) / 10.0).astype(np.float32)
 
 
+def coarse_bands(features: np.ndarray, group: int) -> np.ndarray:
+    """Each run of ``group`` neighbouring mel bands replaced by its mean (the CNN's view).
+
+    With ``group`` 4 the CNN reads the band envelopes' timing at a quarter of the log-mel's
+    frequency detail, less of the fine spectral texture a device leaves as much as a murmur
+    (``Settings.band_group``; models/experiments.md, session 28). Shape is kept, so the
+    network and every plot of ``features`` stay as they are.
+    """
+    if group <= 1:
+        return features
+    n_mels, n_frames = features.shape
+    if n_mels % group:
+        raise ValueError(f"{n_mels} mel bands do not split into groups of {group}")
+    means = features.reshape(n_mels // group, group, n_frames).mean(axis=1)
+    return np.repeat(means, group, axis=0).astype(np.float32)
+
+
 def frame_windows(
     features: np.ndarray, settings: Settings | None = None
 ) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -746,7 +764,7 @@ def model_input(recording: Recording, settings: Settings | None = None) -> Model
     s = settings or get_settings()
     band, share = _prepare(recording.samples, recording.sample_rate, s, recording.variance)
     features = normalise_bands(log_mel_db(band, s))
-    windows, starts, padded = frame_windows(features, s)
+    windows, starts, padded = frame_windows(coarse_bands(features, s.band_group), s)
     return ModelInput(
         windows=windows,
         window_starts_s=starts,

@@ -44,7 +44,7 @@ __all__ = [
 MANIFEST_FIELDS = ("name", "database", "label", "path", "offset", "n_frames", "duration_s")
 #: Front-end constants applied after the cached dB log-mel (features, windows): a cache
 #: built under other values of these is still valid.
-AFTER_CACHE = frozenset({"window_s", "window_hop_s"})
+AFTER_CACHE = frozenset({"band_group", "window_s", "window_hop_s"})
 
 
 def _cached_constants(preprocessing: dict) -> dict:

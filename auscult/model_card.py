@@ -30,6 +30,10 @@ __all__ = [
     "write_card",
 ]
 
+#: Front-end constants added after models were already trained, with the value those
+#: models were trained with (their cards do not name it).
+PREPROCESSING_BEFORE_IT_WAS_STORED: dict[str, int] = {"band_group": 1}
+
 
 @dataclass(frozen=True)
 class FileRecord:
@@ -158,11 +162,11 @@ class ModelCard:
     def preprocessing_difference(self, settings: Settings) -> str:
         """How the front-end constants the model was trained with differ from ``settings``
         (empty when they agree): a model fed other input than it learned on is wrong."""
-        current = settings.preprocessing()
+        trained = {**PREPROCESSING_BEFORE_IT_WAS_STORED, **self.preprocessing}
         return ", ".join(
-            f"{k}: model {self.preprocessing.get(k)!r} vs config {v!r}"
-            for k, v in current.items()
-            if self.preprocessing.get(k) != v
+            f"{k}: model {trained.get(k)!r} vs config {v!r}"
+            for k, v in settings.preprocessing().items()
+            if trained.get(k) != v
         )
 
     def with_lodo(self, lodo: Lodo) -> ModelCard:

@@ -136,7 +136,8 @@ def blended_decision(
 
 def record_windows(db: np.ndarray, settings: Settings) -> np.ndarray:
     """Inference windows of one cached record: the analyzer's own path from dB log-mel."""
-    return utils.frame_windows(utils.normalise_bands(db), settings)[0]
+    features = utils.coarse_bands(utils.normalise_bands(db), settings.band_group)
+    return utils.frame_windows(features, settings)[0]
 
 
 def record_scores(
@@ -177,7 +178,7 @@ def sample_epoch(
         db = c.features
         if cfg.augment_enabled:  # one device/room variant of the record per epoch
             db = augment_record(db, label, rng, cfg.augment, settings.top_db)
-        features = utils.normalise_bands(db)
+        features = utils.coarse_bands(utils.normalise_bands(db), settings.band_group)
         for _ in range(cfg.crops_per_record):
             window = _random_crop(features, width, rng)
             if cfg.augment_enabled:

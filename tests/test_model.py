@@ -16,6 +16,7 @@ from auscult.analyzer import Analyzer
 from auscult.datasets import read_physionet, split_records
 from auscult.metrics import roc_auc
 from auscult.model import custom_objects
+from auscult.model_card import PREPROCESSING_BEFORE_IT_WAS_STORED
 from auscult.runner import ModelRunner, sha256_of
 from config import get_settings
 
@@ -34,7 +35,7 @@ def test_metadata_describes_the_committed_files():
     meta = json.loads(s.metadata_path.read_text())
     for key in ("preprocessing", "threshold", "metrics", "training", "files", "params"):
         assert key in meta
-    assert meta["preprocessing"] == s.preprocessing()
+    assert {**PREPROCESSING_BEFORE_IT_WAS_STORED, **meta["preprocessing"]} == s.preprocessing()
     for name, info in meta["files"].items():
         assert sha256_of(s.models_dir / name) == info["sha256"], name
     assert s.tflite_path.stat().st_size <= 150 * 1024
@@ -49,6 +50,23 @@ def test_runner_refuses_a_model_trained_with_other_preprocessing(tmp_path):
     other = dataclasses.replace(s, models_dir=tmp_path, n_mels=s.n_mels * 2)
     with pytest.raises(Exception, match="different preprocessing"):
         ModelRunner.from_settings(other)
+
+
+def test_a_card_from_before_band_groups_reads_as_trained_on_every_band():
+    import dataclasses
+
+    from auscult.model_card import load_card
+
+    s = get_settings()
+    card = load_card(s)
+    older = dataclasses.replace(
+        card, preprocessing={k: v for k, v in card.preprocessing.items() if k != "band_group"}
+    )
+
+    assert older.preprocessing_difference(dataclasses.replace(s, band_group=1)) == ""
+    assert older.preprocessing_difference(dataclasses.replace(s, band_group=4)) == (
+        "band_group: model 1 vs config 4"
+    )
 
 
 @pytest.mark.slow

@@ -188,6 +188,29 @@ def test_band_normalisation_cancels_a_fixed_colouring():
     )
 
 
+def test_the_cnn_reads_each_group_of_bands_as_their_mean():
+    features = np.random.default_rng(1).standard_normal((32, 50)).astype(np.float32)
+    coarse = utils.coarse_bands(features, 4)
+
+    assert coarse.shape == features.shape
+    groups = coarse.reshape(8, 4, 50)
+    np.testing.assert_allclose(groups, groups[:, :1].repeat(4, axis=1))
+    np.testing.assert_allclose(groups[:, 0], features.reshape(8, 4, 50).mean(axis=1), atol=1e-6)
+    assert utils.coarse_bands(features, 1) is features
+    with pytest.raises(ValueError, match="groups of 5"):
+        utils.coarse_bands(features, 5)
+
+
+def test_model_windows_are_coarse_while_the_plotted_features_keep_every_band():
+    s = dataclasses.replace(Settings(), band_group=4)
+    mi = utils.model_input(utils.Recording(heart_at(RATE), RATE, 1), s)
+
+    windows = mi.windows.reshape(len(mi.windows), -1, s.band_group, s.window_frames)
+    np.testing.assert_allclose(windows, windows[:, :, :1].repeat(s.band_group, axis=2))
+    fine = mi.features.reshape(-1, s.band_group, mi.features.shape[1])
+    assert not np.allclose(fine, fine[:, :1])
+
+
 # --------------------------------------------------------------------------------------
 # windows
 # --------------------------------------------------------------------------------------
