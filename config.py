@@ -62,7 +62,7 @@ class Settings:
     top_db: float = 80.0  # log-mel floor below the loudest bin
     #: Neighbouring mel bands the CNN reads as one (their mean; ``utils.coarse_bands``).
     #: 1 reads every band, as the committed model does; 4 was tried in session 28
-    #: (models/experiments.md): unseen databases +0.01, the test records −0.014 of AUC.
+    #: (models/experiments.md): the same LODO mean over two seeds, test AUC −0.014.
     band_group: int = 1
     window_s: float = 4.0  # model input length
     window_hop_s: float = 2.0  # hop between analysis windows at inference

@@ -40,6 +40,7 @@ __all__ = [
     "log_mel_db",
     "normalise_bands",
     "coarse_bands",
+    "cnn_windows",
     "frame_windows",
     "model_input",
     "mel_band_edges",
@@ -735,6 +736,11 @@ def coarse_bands(features: np.ndarray, group: int) -> np.ndarray:
     return np.repeat(means, group, axis=0).astype(np.float32)
 
 
+def cnn_windows(features: np.ndarray, settings: Settings) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The model windows of normalised ``features``, read as the CNN reads them."""
+    return frame_windows(coarse_bands(features, settings.band_group), settings)
+
+
 def frame_windows(
     features: np.ndarray, settings: Settings | None = None
 ) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -764,7 +770,7 @@ def model_input(recording: Recording, settings: Settings | None = None) -> Model
     s = settings or get_settings()
     band, share = _prepare(recording.samples, recording.sample_rate, s, recording.variance)
     features = normalise_bands(log_mel_db(band, s))
-    windows, starts, padded = frame_windows(coarse_bands(features, s.band_group), s)
+    windows, starts, padded = cnn_windows(features, s)
     return ModelInput(
         windows=windows,
         window_starts_s=starts,

@@ -125,7 +125,7 @@ def explain(
         hidden = features.copy()
         hidden[a:b] = background[a:b]
         masked.append(hidden)
-    windows = [utils.frame_windows(utils.coarse_bands(m, s.band_group), s)[0] for m in masked]
+    windows = [utils.cnn_windows(m, s)[0] for m in masked]
     counts = [len(w) for w in windows]
     probs = runner.predict(np.concatenate(windows))
     drops = {

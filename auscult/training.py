@@ -134,14 +134,9 @@ def blended_decision(
     return limits, fit_decision(raw, val_labels, cfg)
 
 
-def _cnn_features(db: np.ndarray, settings: Settings) -> np.ndarray:
-    """What the CNN reads of a dB log-mel, as ``utils.model_input`` builds it."""
-    return utils.coarse_bands(utils.normalise_bands(db), settings.band_group)
-
-
 def record_windows(db: np.ndarray, settings: Settings) -> np.ndarray:
     """Inference windows of one cached record: the analyzer's own path from dB log-mel."""
-    return utils.frame_windows(_cnn_features(db, settings), settings)[0]
+    return utils.cnn_windows(utils.normalise_bands(db), settings)[0]
 
 
 def record_scores(
@@ -182,7 +177,7 @@ def sample_epoch(
         db = c.features
         if cfg.augment_enabled:  # one device/room variant of the record per epoch
             db = augment_record(db, label, rng, cfg.augment, settings.top_db)
-        features = _cnn_features(db, settings)
+        features = utils.coarse_bands(utils.normalise_bands(db), settings.band_group)
         for _ in range(cfg.crops_per_record):
             window = _random_crop(features, width, rng)
             if cfg.augment_enabled:
