@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "BinaryMetrics",
+    "best_macc",
     "binary_metrics",
     "unsure_half_right",
     "metrics_by_group",
@@ -70,6 +71,13 @@ def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     tpr = np.array([np.mean(s[y] >= t) if y.any() else np.nan for t in thresholds])
     fpr = np.array([np.mean(s[~y] >= t) if (~y).any() else np.nan for t in thresholds])
     return fpr, tpr, thresholds
+
+
+def best_macc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """The highest MAcc any threshold reaches on these very scores: a ceiling for diagnosis
+    (how much a carried threshold costs), never a result, since the threshold saw the labels."""
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    return float(np.nanmax((tpr + 1.0 - fpr) / 2.0))
 
 
 def pr_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

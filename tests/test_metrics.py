@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auscult.metrics import binary_metrics, choose_threshold, metrics_by_group, plot_curves, roc_auc
+from auscult.metrics import (
+    best_macc,
+    binary_metrics,
+    choose_threshold,
+    metrics_by_group,
+    plot_curves,
+    roc_auc,
+)
 
 
 def test_perfect_and_inverted_rankings():
@@ -58,3 +65,11 @@ def test_metrics_by_group_scores_each_group_on_its_own():
     assert list(by) == ["a", "b"]
     assert by["a"]["auc"] == 1.0
     assert by["b"] == binary_metrics(y[2:], s[2:], 0.5).as_dict()
+
+
+def test_best_macc_is_the_highest_any_threshold_reaches():
+    y = np.array([0, 0, 1, 0, 1, 1])
+    for s in (np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9]), np.array([0.9, 0.8, 0.4, 0.3, 0.2, 0.1])):
+        every = [binary_metrics(y, s, t).macc for t in np.r_[s, np.inf]]
+        assert best_macc(y, s) == pytest.approx(max(every))
+    assert best_macc(y, np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9])) == pytest.approx(5 / 6)
