@@ -141,6 +141,19 @@ def test_a_failing_model_run_reaches_the_caller_instead_of_a_result(wav_bytes, h
 
 
 @pytest.mark.data
+def test_a_heavily_clipped_recording_is_refused_not_called_abnormal(analyzer, physionet_dir):
+    """Clipping adds harmonics that read like a murmur: a normal heart recorded far too loud
+    must come back 'unsure — too loud', not as a confident abnormal call."""
+    x, rate = sf.read(physionet_dir / "training-e" / "e00010.flac")
+    loud = np.clip(x / np.quantile(np.abs(x), 0.85), -1.0, 1.0)  # 15 % of samples clipped
+    result = analyzer.analyze(_wav(loud, rate))
+    assert result.label == "unsure"
+    assert not result.reliable
+    assert "clipped (too loud)" in result.reason
+    assert any("clipped" in w for w in result.warnings)
+
+
+@pytest.mark.data
 def test_real_recordings_are_labelled_with_their_reference_when_clear(analyzer, physionet_dir):
     """Two records the model separates with a clear margin keep their reference labels."""
     normal = analyzer.analyze(physionet_dir / "training-e" / "e00010.flac")

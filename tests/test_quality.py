@@ -10,7 +10,7 @@ import pytest
 
 import utils
 from auscult import synthetic
-from auscult.quality import TONAL_FREE, assess_quality, tonal_share
+from auscult.quality import CLIP_FREE, CLIP_ZERO, TONAL_FREE, assess_quality, tonal_share
 from config import Settings
 
 RATE = 8000
@@ -101,14 +101,17 @@ def test_a_heartbeat_buried_in_noise_is_unsure():
     assert assess_quality(prepared(buried), BAND).score < MIN_QUALITY
 
 
-def test_clipping_lowers_the_score(heart_8k):
+def test_a_little_clipping_is_tolerated_and_heavy_clipping_refuses(heart_8k):
     x = prepared(heart_8k)
     clean = assess_quality(x, BAND)
-    clipped = assess_quality(x, BAND, clip_fraction=0.2)
 
-    assert clipped.periodicity == clean.periodicity
-    assert clipped.score == pytest.approx(0.6 * clean.score)
-    assert assess_quality(x, BAND, clip_fraction=0.6).score == 0.0
+    assert assess_quality(x, BAND, clip_fraction=0.01).score == clean.score
+    half_way = assess_quality(x, BAND, clip_fraction=(CLIP_FREE + CLIP_ZERO) / 2)
+    assert half_way.periodicity == clean.periodicity
+    assert half_way.score == pytest.approx(0.5 * clean.score)
+    heavy = assess_quality(x, BAND, clip_fraction=CLIP_ZERO)
+    assert heavy.score == 0.0
+    assert "clipped (too loud)" in heavy.problem
 
 
 @pytest.mark.filterwarnings("error")
