@@ -397,7 +397,7 @@ def calibrated_score(periodicity: float, duration_s: float, margin: float = 0.0)
 
 def _falling(share: float, free: float, zero: float) -> float:
     """1 up to ``free``, falling linearly to 0 at ``zero``: how much of the score a share of
-    non-heart sound leaves."""
+    non-heart sound (or of clipped samples) leaves."""
     return float(np.clip((zero - share) / (zero - free), 0.0, 1.0))
 
 
