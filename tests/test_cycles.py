@@ -180,6 +180,25 @@ def test_a_murmur_shaped_alike_every_beat_is_coherent_and_gap_noise_is_not():
     assert abs(gap_coherence(fresh, runs)[0]) < 0.25
 
 
+def test_gap_coherence_reads_the_same_heart_alike_however_many_beats_were_recorded():
+    diamond = 0.1 * np.concatenate([np.linspace(0.2, 1, 8), np.linspace(1, 0.2, 7)])
+
+    def half_murmur(rng):
+        return diamond + 0.2 * rng.random(15)
+
+    def mean_systole(n_cycles: int) -> float:
+        return np.mean(
+            [
+                gap_coherence(*_levels_with_gaps(half_murmur, n_cycles, seed))[0]
+                for seed in range(20)
+            ]
+        )
+
+    short, long = mean_systole(5), mean_systole(60)  # about 4 s and 50 s of heartbeat
+    assert 0.1 < short < 0.6  # a murmur half hidden in noise, neither clean nor absent
+    assert long == pytest.approx(short, abs=0.05)
+
+
 def test_gap_coherence_ignores_the_device_gain_and_colouring():
     diamond = 0.1 * np.concatenate([np.linspace(0.2, 1, 8), np.linspace(1, 0.2, 7)])
     levels, runs = _levels_with_gaps(lambda rng: diamond * (1 + 0.2 * rng.random(15)))
