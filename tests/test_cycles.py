@@ -194,7 +194,7 @@ def test_gap_coherence_reads_the_same_heart_alike_however_many_beats_were_record
             ]
         )
 
-    short, long = mean_systole(5), mean_systole(60)  # about 4 s and 50 s of heartbeat
+    short, long = mean_systole(5), mean_systole(60)  # 5 s and 60 s at 60 bpm
     assert 0.1 < short < 0.6  # a murmur half hidden in noise, neither clean nor absent
     assert long == pytest.approx(short, abs=0.05)
 
