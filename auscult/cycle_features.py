@@ -48,8 +48,10 @@ __all__ = [
 #: segmentation or features), so a training cache of older features is rebuilt. 2: the
 #: quality check's second look for a beat (session 22). 3: the segmentation follows the
 #: beat-weighted level where only the second look found the beat (session 23). 4: the
-#: coherences read beat-to-beat alikeness free of the number of beats (session 32).
-READING_VERSION = 4
+#: coherences read beat-to-beat alikeness free of the number of beats (session 32). 5: each
+#: 30 s stretch of a recording over a minute is decoded at the rate the quality check reads
+#: from it (session 33).
+READING_VERSION = 5
 BANDS_HZ = ((25, 80), (80, 160), (160, 320), (320, 640))
 FEATURE_NAMES = (
     *(f"{kind}_{lo}_{hi}" for lo, hi in BANDS_HZ for kind in ("s2", "systole", "diastole")),

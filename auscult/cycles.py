@@ -35,6 +35,7 @@ from auscult.quality import (
     MAX_BPM,
     MIN_BPM,
     autocorrelation,
+    level_heart_rate,
     noise_floor,
     smooth_log_level,
     sound_levels,
@@ -304,7 +305,9 @@ def segment_cycles(
         Its sample rate.
     bpm : float, optional
         A heart rate already known (e.g. from the quality check); read from the envelope
-        when not given. Only used for recordings of one stretch (≤ 60 s).
+        when not given. Only used for recordings of one stretch (≤ 60 s); each stretch of a
+        longer one has its rate read from its own level
+        (``auscult.quality.level_heart_rate``), or from the envelope when that finds none.
     levels : numpy.ndarray, optional
         The 50 Hz level to decode: ``auscult.quality.sound_levels(band, rate)`` (the
         default) when already computed, or ``auscult.quality.beat_weighted_levels`` where
@@ -317,6 +320,7 @@ def segment_cycles(
         they hold two complete cycles; ``evidence_states`` also from stretches decoded on a
         best guess (features must exist for every recording; see :func:`cycle_timing`).
     """
+    levels = sound_levels(band, rate) if levels is None else levels
     log_env = _log_envelope(band, rate, levels)
     n = len(log_env)
     shown = np.full(n, -1, dtype=np.int8)
@@ -327,7 +331,10 @@ def segment_cycles(
         bounds = [(s, min(s + stretch, n)) for s in range(0, n, stretch)]
         bounds = [(a, b) for a, b in bounds if b - a > 3 * FRAME_RATE]
     for a, b in bounds:
-        decoded = _decode(log_env[a:b], bpm if len(bounds) == 1 else None)
+        # each stretch's rate read as the quality check reads a recording's: the envelope's
+        # own autocorrelation over 30 s can peak at S1→S2 on a poor recording
+        stretch_bpm = bpm if len(bounds) == 1 else level_heart_rate(levels[a:b])
+        decoded = _decode(log_env[a:b], stretch_bpm)
         if decoded is not None:
             evidence[a:b] = decoded[0]
             if decoded[1]:

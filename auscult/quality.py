@@ -52,6 +52,7 @@ __all__ = [
     "beat_weighted_levels",
     "calibrated_score",
     "envelope",
+    "level_heart_rate",
     "noise_floor",
     "segment_autocorrelation",
     "segment_periodicity",
@@ -253,12 +254,16 @@ def envelope(x: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.n
         ``(n_samples // (rate // 50),)`` envelope: mean |x| in the 25–400 Hz band per 20 ms
         frame, low-passed at 4 Hz, mean removed.
     """
-    env = sound_levels(x, rate) if levels is None else levels
-    if len(env) == 0:
+    return _smoothed(sound_levels(x, rate) if levels is None else levels)
+
+
+def _smoothed(levels: np.ndarray) -> np.ndarray:
+    """A 50 Hz level low-passed at ``ENVELOPE_LOWPASS_HZ``, mean removed."""
+    if len(levels) == 0:
         return np.zeros(0)
-    if len(env) > 15:
-        env = zero_phase(2, ENVELOPE_LOWPASS_HZ, "lowpass", ENVELOPE_RATE)(env)
-    return env - env.mean()
+    if len(levels) > 15:
+        levels = zero_phase(2, ENVELOPE_LOWPASS_HZ, "lowpass", ENVELOPE_RATE)(levels)
+    return levels - levels.mean()
 
 
 def tonal_share(x: np.ndarray, rate: int) -> float:
@@ -417,6 +422,12 @@ def _rhythm(
         period = _beat_period(curves[peaks >= periodicity].mean(axis=0))
         bpm = 60.0 * ENVELOPE_RATE / period if period else None
     return periodicity, regularity, bpm
+
+
+def level_heart_rate(levels: np.ndarray) -> float | None:
+    """Heart rate (bpm) read from a 50 Hz level as :func:`assess_quality` reads it (the more
+    periodic half of its segments), None where the beat is within the reach of noise."""
+    return _rhythm(_smoothed(levels), len(levels) / ENVELOPE_RATE)[2]
 
 
 def assess_quality(
