@@ -87,13 +87,12 @@ class Cycles:
         return len(self.s1_times_s)
 
 
-def _log_envelope(band: np.ndarray, rate: int, levels: np.ndarray | None = None) -> np.ndarray:
+def _log_envelope(levels: np.ndarray) -> np.ndarray:
     """Log of a 50 Hz level (by default the mean |x| in the 25–400 Hz band per 20 ms frame),
     lightly smoothed."""
-    env = sound_levels(band, rate) if levels is None else levels
-    if len(env) == 0:
+    if len(levels) == 0:
         return np.zeros(0)
-    return smooth_log_level(np.log(env + 1e-4 * (float(env.max()) + 1e-12)))
+    return smooth_log_level(np.log(levels + 1e-4 * (float(levels.max()) + 1e-12)))
 
 
 def _sound_probability(log_env: np.ndarray) -> np.ndarray:
@@ -321,7 +320,7 @@ def segment_cycles(
         best guess (features must exist for every recording; see :func:`cycle_timing`).
     """
     levels = sound_levels(band, rate) if levels is None else levels
-    log_env = _log_envelope(band, rate, levels)
+    log_env = _log_envelope(levels)
     n = len(log_env)
     shown = np.full(n, -1, dtype=np.int8)
     evidence = np.full(n, -1, dtype=np.int8)

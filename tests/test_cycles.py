@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 import utils
 from auscult.cycle_features import (
@@ -17,7 +18,9 @@ from auscult.cycle_features import (
     read_heart_cycle,
 )
 from auscult.cycles import FRAME_RATE, complete_cycles, segment_cycles
+from auscult.quality import assess_quality
 from auscult.synthetic import beat_times, heart_sound, noise, systole_s
+from config import get_settings
 
 RATE = 2000
 S1_CENTRE_S = 0.035  # the synthetic S1's bursts peak 24–44 ms after its onset
@@ -143,11 +146,6 @@ def test_every_stretch_of_a_long_real_recording_follows_the_rate_the_quality_che
     """The PhysioNet records over a minute are decoded in 30 s stretches; on a poor one the
     stretch's own envelope can peak at S1→S2 (e00953 read 172 bpm, e00603 119 bpm, where the
     quality check and a listener hear 60 and 84)."""
-    import soundfile as sf
-
-    from auscult.quality import assess_quality
-    from config import get_settings
-
     settings = get_settings()
     long = [p for p in sorted(physionet_dir.glob("training-*/*.flac")) if sf.info(p).duration > 60]
     assert len(long) >= 20
