@@ -88,8 +88,7 @@ class Cycles:
 
 
 def _log_envelope(levels: np.ndarray) -> np.ndarray:
-    """Log of a 50 Hz level (by default the mean |x| in the 25–400 Hz band per 20 ms frame),
-    lightly smoothed."""
+    """Log of the 50 Hz level :func:`segment_cycles` decodes, lightly smoothed."""
     if len(levels) == 0:
         return np.zeros(0)
     return smooth_log_level(np.log(levels + 1e-4 * (float(levels.max()) + 1e-12)))

@@ -175,10 +175,8 @@ def test_the_same_heart_recorded_longer_does_not_lean_abnormal(analyzer, physion
         if sf.info(path).duration < 30:
             continue
         x, rate = sf.read(path)
-        whole, quarter = (
-            analyzer.analyze(_wav(x, rate)),
-            analyzer.analyze(_wav(x[: len(x) // 4], rate)),
-        )
+        whole = analyzer.analyze(_wav(x, rate))
+        quarter = analyzer.analyze(_wav(x[: len(x) // 4], rate))
         if whole.reliable and quarter.reliable:
             shifts.append(logit(whole.probability) - logit(quarter.probability))
         if len(shifts) == 150:
