@@ -104,6 +104,8 @@ def test_every_format_reads_to_the_same_millivolts_at_360_hz(tmp_path, strip_100
 
     plain = "\n".join(f"{v:.4f}" for v in expected[::2]).encode()  # 180 Hz, rate given
     assert load_ecg([("plain.csv", plain)], rate_hz=180).duration_s == pytest.approx(60, abs=0.05)
+    old_mac = plain.replace(b"\n", b"\r")  # lines ended by a bare carriage return
+    assert load_ecg([("mac.csv", old_mac)], rate_hz=180).duration_s == pytest.approx(60, abs=0.05)
 
 
 def test_edf_reads_with_its_units(tmp_path, strip_100):
@@ -136,6 +138,7 @@ def test_edf_reads_with_its_units(tmp_path, strip_100):
         ([("x.csv", b"")], None, "empty"),
         ([("x.csv", b"1\n2\n3\n")], None, "sampling rate"),
         ([("x.csv", b"0.1\n0.2\nhello\n")], 250, "line 3 is not a number"),
+        ([("x.csv", b"\r\x01")], 250, "no ECG samples"),
         ([("x.bin", bytes(range(256)) * 40)], None, "not an ECG file"),
         ([("rec.dat", b"\x00" * 100)], None, "without its .hea"),
         ([("x.csv", ("\n".join(["0.5"] * 3000)).encode())], 250, "flat line"),

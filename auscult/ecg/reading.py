@@ -188,7 +188,9 @@ def _rows(text: str, name: str) -> tuple[list[list[str]], np.ndarray]:
     """Line by line, to say which line is wrong."""
     before: list[list[str]] = []
     rows: list[list[float]] = []
-    for number, line in enumerate(csv.reader(io.StringIO(text)), start=1):
+    # newline="": the csv module reads a bare carriage return (old Mac line ends) as a line
+    # end only when it sees the line ends itself
+    for number, line in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
         cells = _cells(line)
         if not cells:
             continue
