@@ -369,8 +369,8 @@ def _beat_period(curve: np.ndarray) -> float | None:
     """
     lo, _ = _lag_range()
     k = _local_maxima(curve, lo)
-    if not len(k):
-        return None
+    if not len(k) or curve[k].max() <= 0:
+        return None  # no lag at which the envelope repeats itself
     lag = int(k[curve[k] >= 0.8 * curve[k].max()][0])
     a, b, c = curve[lag - 1], curve[lag], curve[lag + 1]
     denominator = a - 2 * b + c

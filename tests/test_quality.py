@@ -10,7 +10,14 @@ import pytest
 
 import utils
 from auscult import synthetic
-from auscult.quality import CLIP_FREE, CLIP_ZERO, TONAL_FREE, assess_quality, tonal_share
+from auscult.quality import (
+    CLIP_FREE,
+    CLIP_ZERO,
+    TONAL_FREE,
+    _beat_period,
+    assess_quality,
+    tonal_share,
+)
 from config import Settings
 
 RATE = 8000
@@ -122,6 +129,13 @@ def test_flat_input_scores_zero_without_warnings(x):
     q = assess_quality(x, RATE)
     assert q.score == 0.0
     assert q.heart_rate_bpm is None
+
+
+def test_an_envelope_that_never_repeats_itself_has_no_heart_rate():
+    # Every autocorrelation peak below zero: no lag at which a beat recurs.
+    lags = np.arange(200)
+    curve = -0.3 - 0.1 * np.cos(2 * np.pi * lags / 40)
+    assert _beat_period(curve) is None
 
 
 @pytest.mark.filterwarnings("error")
