@@ -369,9 +369,10 @@ def _beat_period(curve: np.ndarray) -> float | None:
     """
     lo, _ = _lag_range()
     k = _local_maxima(curve, lo)
-    if not len(k) or curve[k].max() <= 0:
+    top = float(curve[k].max()) if len(k) else 0.0
+    if top <= 0:
         return None  # no lag at which the envelope repeats itself
-    lag = int(k[curve[k] >= 0.8 * curve[k].max()][0])
+    lag = int(k[curve[k] >= 0.8 * top][0])
     a, b, c = curve[lag - 1], curve[lag], curve[lag + 1]
     denominator = a - 2 * b + c
     shift = 0.5 * (a - c) / denominator if denominator < 0 else 0.0
